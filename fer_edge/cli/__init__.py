@@ -1,0 +1,54 @@
+"""The ``fer-edge`` command: a thin dispatcher over subcommand modules.
+
+Each subcommand lives in its own module exposing ``HELP`` (one line), ``add_arguments(parser)``
+and ``run(args) -> int``; modules are imported only when their subcommand runs, so
+``fer-edge run`` never imports torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from fer_edge._version import __version__
+from fer_edge.errors import FerEdgeError
+
+# subcommand -> (module, one-line help); the help is here so `fer-edge -h` imports nothing heavy
+COMMANDS: dict[str, tuple[str, str]] = {
+    "models": ("fer_edge.cli.models", "list the model zoo with measured parameters and FLOPs"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fer-edge", description="Facial-expression recognition at the edge.")
+    parser.add_argument("--version", action="version", version=f"fer_edge {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (_, help_text) in COMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if not argv or argv[0] not in COMMANDS:
+        parser.parse_args(argv or ["-h"])  # prints help / version / "invalid choice" and exits
+        return 2
+    module = importlib.import_module(COMMANDS[argv[0]][0])
+    sub = argparse.ArgumentParser(prog=f"fer-edge {argv[0]}", description=COMMANDS[argv[0]][1])
+    module.add_arguments(sub)
+    args = sub.parse_args(argv[1:])
+    try:
+        return int(module.run(args) or 0)
+    except FerEdgeError as exc:
+        print(f"fer-edge {argv[0]}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"fer-edge {argv[0]}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

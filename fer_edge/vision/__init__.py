@@ -1,0 +1,1 @@
+"""Face detection, alignment and preprocessing, shared by runtime, calibration and training."""
