@@ -17,7 +17,14 @@ from fer_edge.errors import FerEdgeError
 
 # subcommand -> (module, one-line help); the help is here so `fer-edge -h` imports nothing heavy
 COMMANDS: dict[str, tuple[str, str]] = {
+    "export": ("fer_edge.cli.export", "export a checkpoint or zoo model to ONNX (portable + plugin form)"),
+    "calibrate": ("fer_edge.cli.calibrate", "build an INT8 calibration set and report FP32 -> INT8 accuracy"),
+    "build": ("fer_edge.cli.build", "build a model package: TensorRT engine or ONNX (FP32/FP16/INT8) + sidecar"),
     "models": ("fer_edge.cli.models", "list the model zoo with measured parameters and FLOPs"),
+    "run": ("fer_edge.cli.run", "recognise expressions in images, a folder, a video or a camera"),
+    "info": ("fer_edge.cli.info", "versions (SDK, ONNX Runtime, TensorRT, CUDA, GPU, plugins) and models found"),
+    "train": ("fer_edge.cli.train", "train a zoo model (FER+, RAF-DB, FER2013, AffectNet, folders); torchrun-ready"),
+    "eval": ("fer_edge.cli.eval", "evaluate a checkpoint, ONNX/INT8 package or engine: accuracy, F1, confusion"),
 }
 
 

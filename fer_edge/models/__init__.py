@@ -1,1 +1,10 @@
-"""fer_edge.models"""
+"""The model zoo (PyTorch only): ``create_model(name, num_classes, variant, in_size)``, ``list_models()``.
+
+Importing this package registers every family; see docs/DEV_CONTRACTS.md for the shared API.
+"""
+
+from fer_edge.models import faer, han_pff, local_joint, simam_resnet  # noqa: F401  (registers the families)
+from fer_edge.models._base import ZooModel
+from fer_edge.models._registry import VARIANTS, create_model, list_models, register_model
+
+__all__ = ["VARIANTS", "ZooModel", "create_model", "list_models", "register_model"]

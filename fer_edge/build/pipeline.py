@@ -1,0 +1,276 @@
+"""``fer-edge build``: model id / checkpoint / ONNX package -> a model package (file + sidecar).
+
+Like Ultralytics' exporter (STYLE.md): one table of targets with the options each allows,
+conflicting options resolved with a warning that says what changed, each step timed and
+checked, and the run ends with the next command to paste. Engines stay plain engines; every
+fact about them goes into the sidecar. The package appears only when everything succeeded: a
+failure or a signal (SIGINT/SIGTERM) mid-build leaves no model file and no sidecar.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fer_edge.build import calibration as calib
+from fer_edge.build.recipes import Recipe, load_recipe
+from fer_edge.constants import classes_for
+from fer_edge.errors import BackendUnavailableError, ExportError, ModelNotFoundError
+from fer_edge.fileio import atomic_path
+from fer_edge.package import BatchRange, InputSpec, ModelPackage, Sidecar, load_package, write_package
+
+# target -> precisions it builds and the options it uses (others are ignored with a warning)
+TARGETS: dict[str, dict[str, Any]] = {
+    "onnxruntime": {"precisions": ("fp32", "int8"), "suffix": ".onnx", "format": "onnx",
+                    "options": ("calib", "batch", "method")},
+    "tensorrt": {"precisions": ("fp32", "fp16", "int8"), "suffix": ".engine", "format": "tensorrt",
+                 "options": ("calib", "batch", "method", "workspace", "dla", "timing_cache")},
+}
+
+
+@dataclass
+class Source:
+    """What is being built: a PyTorch model (or a ready portable ONNX) and its metadata."""
+
+    model_id: str
+    variant: str
+    classes: tuple[str, ...]
+    spec: InputSpec
+    recipe: Recipe
+    torch_model: Any | None = None
+    onnx_model: Any | None = None
+    metrics: dict[str, Any] | None = None
+    training: dict[str, Any] | None = None
+
+
+def load_source(name: str) -> Source:
+    """Resolve ``--model``: a zoo id (untrained weights, with a warning), a ``.pt`` checkpoint, or an
+    ONNX package (``.onnx`` with its sidecar)."""
+    path = Path(name)
+    if path.suffix == ".pt":
+        if not path.is_file():
+            raise ModelNotFoundError(f"checkpoint {path} does not exist")
+        from fer_edge.training.checkpoint import load_checkpoint
+
+        model, meta = load_checkpoint(path)
+        return Source(meta["model_id"], meta["variant"], tuple(meta["classes"]), InputSpec.from_dict(meta["input_spec"]),
+                      load_recipe(meta["model_id"]), torch_model=model, metrics=meta.get("metrics"),
+                      training=meta.get("training"))
+    if path.suffix in (".onnx", ".json"):
+        import onnx
+
+        package = load_package(path)
+        side = package.sidecar
+        if side.precision != "fp32" or side.graph_form != "portable":
+            raise ExportError(f"{path} is a {side.precision} {side.graph_form} package; build from an FP32 portable one")
+        return Source(side.model_id, side.variant, side.classes, side.input, load_recipe(side.model_id),
+                      onnx_model=onnx.load(str(package.model_path)), metrics=side.metrics, training=side.training)
+    recipe = load_recipe(name)
+    from fer_edge.models import create_model
+
+    warnings.warn(f"building {name!r} from the zoo with UNTRAINED weights; pass a checkpoint (.pt) for a useful "
+                  "model", stacklevel=2)
+    model = create_model(name, num_classes=7, variant=recipe.variant, in_size=recipe.in_size)
+    cfg = model.default_cfg
+    spec = InputSpec(size=tuple(cfg["in_size"]), color=cfg["color"], mean=tuple(cfg["mean"]),  # type: ignore[arg-type]
+                     std=tuple(cfg["std"]))  # type: ignore[arg-type]
+    return Source(name, recipe.variant, classes_for(cfg["num_classes"]), spec, recipe, torch_model=model)
+
+
+def resolve_options(target: str, precision: str, given: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Check ``precision`` and options against the target table; warn about and drop what it ignores."""
+    table = TARGETS[target]
+    if precision not in table["precisions"]:
+        warnings.warn(f"--{precision} is not available for --target {target} (it builds "
+                      f"{', '.join(table['precisions'])}): building fp32 instead", stacklevel=2)
+        precision = "fp32"
+    kept = {}
+    for key, value in given.items():
+        if value is None:
+            continue
+        if key not in table["options"]:
+            warnings.warn(f"--{key.replace('_', '-')} has no effect for --target {target}; ignored", stacklevel=2)
+        else:
+            kept[key] = value
+    return precision, kept
+
+
+@contextlib.contextmanager
+def _signals_interrupt() -> Iterator[None]:
+    """Turn SIGTERM into KeyboardInterrupt for the build, so atomic writes clean up their temp files."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def raise_interrupt(signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, raise_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _step(log: Callable[[str], None], number: str, title: str, fn: Callable[[], Any]) -> Any:
+    log(f"[{number}] {title} ...")
+    start = time.perf_counter()
+    result = fn()
+    log(f"[{number}] {title} done in {time.perf_counter() - start:.1f} s")
+    return result
+
+
+def calibration_set(calib_arg: str | None, source: Source, size: int, log: Callable[[str], None]) -> calib.CalibrationSet:
+    """``--calib``: a manifest (.json), a FER+ split folder, or a folder of photos; default: the shipped set."""
+    if calib_arg is None:
+        if calib.ferplus_root() is None:
+            raise ExportError("INT8 needs calibration faces: pass --calib DIR (photos, face crops or a FER+ split); "
+                              "the default set is rebuilt from FER+, which was not found (set FER_EDGE_FERPLUS)")
+        default = calib.default_manifest()
+        warnings.warn(f"no --calib given: using the default calibration set {default} (FER+ train faces); "
+                      "calibrate on faces like yours for the best INT8 accuracy", stacklevel=2)
+        cset = calib.load(default)
+        if tuple(cset.manifest["preprocessing"]["size"]) != source.spec.size or size < len(cset.tensors):
+            return calib.from_ferplus(calib.ferplus_root() / cset.manifest["root"], source.spec, size)  # type: ignore[operator]
+        return cset
+    path = Path(calib_arg)
+    if path.suffix == ".json":
+        return calib.load(path)
+    if (path / "label.csv").is_file():
+        return calib.from_ferplus(path, source.spec, size, num_classes=len(source.classes))
+    return calib.from_folder(path, source.spec, size, photos=True, classes=source.classes)
+
+
+def build(model: str, precision: str = "fp32", target: str | None = None, out: str | None = None,
+          calib_dir: str | None = None, calib_size: int = calib.DEFAULT_SIZE, method: str = "entropy",
+          batch: str | None = None, workspace: int | None = None, dla: int | None = None,
+          timing_cache: str | None = None, log: Callable[[str], None] | None = None) -> ModelPackage:
+    """Build a model package; see ``fer-edge build -h`` for the options."""
+    say = log or (lambda text: print(text, file=sys.stderr, flush=True))
+    target = target or default_target()
+    if target not in TARGETS:
+        raise ExportError(f"unknown target {target!r}; choose {' or '.join(TARGETS)}")
+    if target == "tensorrt":
+        from fer_edge.trt_compat import installed_version
+
+        installed_version()  # fails at once, saying how to install TensorRT or to use --target onnxruntime
+    precision, opts = resolve_options(target, precision, {"calib": calib_dir, "batch": batch, "workspace": workspace,
+                                                          "dla": dla, "timing_cache": timing_cache, "method": method})
+    with _signals_interrupt():
+        source = _step(say, "1", f"load {model}", lambda: load_source(model))
+        batch_range = BatchRange.parse(opts["batch"]) if "batch" in opts else source.recipe.batch
+        table = TARGETS[target]
+        out_path = Path(out) if out else Path(f"{source.model_id}_{precision}{table['suffix']}")
+        if out_path.suffix != table["suffix"]:
+            out_path = out_path.with_suffix(table["suffix"])
+        exported = None
+        portable = source.onnx_model
+        if source.torch_model is not None:
+            from fer_edge.build.export import export_model
+
+            faces, origin = calib.parity_faces(source.spec)
+            exported = _step(say, "2", f"export ONNX opset {source.recipe.opset}", lambda: export_model(
+                source.torch_model, source.spec, batch_range, source.recipe.opset, faces, origin,
+                source.recipe.parity_atol))
+            say(f"      parity vs PyTorch on {len(faces)} {origin} faces: max |diff| {exported.parity_max_abs:.2e}")
+            portable = exported.portable
+        calibration_record = None
+        final = portable
+        if precision == "int8":
+            from fer_edge.build.quantize import quantize_int8
+
+            cset = _step(say, "3", "calibration set", lambda: calibration_set(opts.get("calib"), source, calib_size, say))
+            labels = cset.labels if (cset.labels >= 0).all() else None
+            quant = _step(say, "4", f"INT8 Q/DQ ({method})", lambda: quantize_int8(
+                portable, cset.tensors, labels, method, exported.sites if exported else ()))
+            say(f"      top-1 agreement with FP32 on calibration faces: {quant.agreement}; "
+                f"plugin regions kept float: {quant.excluded_regions}")
+            final = quant.model
+            calibration_record = {"manifest_sha256": cset.manifest_sha256, "method": method,
+                                  "num_images": len(cset.tensors), "source": cset.manifest["source"],
+                                  "regions_float": quant.excluded_regions, "agreement": quant.agreement}
+        sidecar = Sidecar(model_id=source.model_id, variant=source.variant, classes=source.classes, input=source.spec,
+                          format=table["format"], file=out_path.name, precision=precision, batch=batch_range,
+                          opset=source.recipe.opset, calibration=calibration_record,
+                          metrics=dict(source.metrics or {}) if precision == "fp32" else {},
+                          training=dict(source.training or {}))
+        if target == "tensorrt":
+            return _step(say, "5", "TensorRT engine", lambda: _tensorrt_package(final, exported, out_path, sidecar, opts,
+                                                                                 precision))
+        package = _step(say, "5", f"write {out_path}", lambda: _write_onnx_package(final, out_path, sidecar))
+    say(f"package: {package.model_path} + {package.sidecar_path.name}\nnext: fer-edge run IMAGE --model {package.sidecar_path}")
+    return package
+
+
+def default_target() -> str:
+    """TensorRT where it imports and a GPU answers, else ONNX Runtime."""
+    try:
+        from fer_edge.build.tensorrt_builder import device_info
+        from fer_edge.trt_compat import installed_version
+
+        installed_version()
+        device_info()
+    except (ImportError, BackendUnavailableError):
+        return "onnxruntime"
+    return "tensorrt"
+
+
+def _write_onnx_package(model: Any, out_path: Path, sidecar: Sidecar) -> ModelPackage:
+    import onnx
+
+    try:
+        with atomic_path(out_path) as tmp:
+            onnx.save(model, str(tmp))
+        return write_package(out_path, sidecar)
+    except BaseException:
+        out_path.unlink(missing_ok=True)  # no model file without its sidecar
+        raise
+
+
+def _tensorrt_package(model: Any, exported: Any, out_path: Path, sidecar: Sidecar, opts: dict[str, Any],
+                      precision: str) -> ModelPackage:
+    import onnx
+
+    from fer_edge.build.tensorrt_builder import EngineOptions, build_engine
+
+    plugin_library = None
+    if exported is not None and exported.plugin is not None and precision != "int8":
+        try:
+            from fer_edge.plugins import plugin_library_path
+
+            plugin_library = plugin_library_path()
+        except ImportError:
+            plugin_library = None
+        if plugin_library is None:
+            warnings.warn("the fer_edge plugin library is missing: building the portable form instead of the "
+                          "plugin form (slower SimAM/CC Attention)", stacklevel=2)
+        else:
+            model, sidecar.graph_form = exported.plugin, "plugin"
+    c, (h, w) = 3, sidecar.input.size
+    options = EngineOptions(precision=precision, batch=sidecar.batch, input_shape=(c, h, w),
+                            workspace_mb=int(opts.get("workspace", 1024)), dla_core=opts.get("dla"),
+                            timing_cache=Path(opts["timing_cache"]) if "timing_cache" in opts else None,
+                            plugin_library=plugin_library)
+    try:
+        with tempfile.TemporaryDirectory(prefix="fer_edge_trt_") as tmp:
+            onnx_path = Path(tmp) / "model.onnx"
+            onnx.save(model, str(onnx_path))
+            sidecar.tensorrt = build_engine(onnx_path, out_path, options)
+        if plugin_library is not None:
+            from fer_edge.plugins import plugin_library_version
+
+            sidecar.tensorrt["plugin_library_version"] = plugin_library_version()
+        return write_package(out_path, sidecar)
+    except BaseException:
+        out_path.unlink(missing_ok=True)
+        raise
+

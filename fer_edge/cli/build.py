@@ -1,0 +1,34 @@
+"""``fer-edge build``: a model id, checkpoint or ONNX package -> a deployable model package."""
+
+from __future__ import annotations
+
+import argparse
+
+from fer_edge.build.calibration import DEFAULT_SIZE
+from fer_edge.build.quantize import METHODS
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="zoo id, checkpoint (.pt) or FP32 ONNX package (.onnx/.json)")
+    precision = parser.add_mutually_exclusive_group()
+    precision.add_argument("--fp16", dest="precision", action="store_const", const="fp16", help="FP16 (TensorRT)")
+    precision.add_argument("--int8", dest="precision", action="store_const", const="int8", help="INT8 (Q/DQ)")
+    parser.set_defaults(precision="fp32")
+    parser.add_argument("--target", choices=("tensorrt", "onnxruntime"), default=None,
+                        help="default: tensorrt where TensorRT and a GPU are found, else onnxruntime")
+    parser.add_argument("--calib", default=None, help="calibration faces: photos folder, FER+ split or manifest .json")
+    parser.add_argument("--calib-size", type=int, default=DEFAULT_SIZE, help="calibration faces to sample")
+    parser.add_argument("--method", choices=METHODS, default="entropy", help="INT8 calibration method")
+    parser.add_argument("--batch", default=None, metavar="MIN:OPT:MAX", help="dynamic batch range (default: recipe)")
+    parser.add_argument("--workspace", type=int, default=None, metavar="MB", help="TensorRT workspace limit")
+    parser.add_argument("--dla", type=int, default=None, metavar="N", help="build for DLA core N (Jetson)")
+    parser.add_argument("--timing-cache", default=None, metavar="FILE", help="TensorRT timing cache to reuse/update")
+    parser.add_argument("-o", "--out", default=None, help="output model file (its sidecar is written beside it)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from fer_edge.build.pipeline import build
+
+    build(args.model, args.precision, args.target, args.out, args.calib, args.calib_size, args.method, args.batch,
+          args.workspace, args.dla, args.timing_cache)
+    return 0

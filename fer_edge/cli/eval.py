@@ -1,0 +1,33 @@
+"""``fer-edge eval``: accuracy, macro P/R/F1, per-class accuracy and the confusion matrix of any model form."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+HELP = "evaluate a checkpoint, ONNX/INT8 package or engine on a labelled dataset"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="model id, .pt checkpoint, or package (.onnx/.engine/.json)")
+    parser.add_argument("--data", required=True, help="dataset root, split folder or csv")
+    parser.add_argument("--split", choices=["train", "val", "test"], help="split to evaluate (default: test, else val)")
+    parser.add_argument("--backend", default="auto", choices=["auto", "tensorrt", "onnxruntime", "torch"])
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "int8"],
+                        help="which package of a model id to evaluate")
+    parser.add_argument("--occlusion", action="store_true", help="also evaluate with eyes / mouth occluded")
+    parser.add_argument("--limit", type=int, help="evaluate only the first N images")
+    parser.add_argument("--out", default="runs/eval", help="folder for metrics.json and confusion.png")
+    parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    from fer_edge.training.evaluate import evaluate, format_report, write_outputs
+
+    report = evaluate(args.model, args.data, split=args.split, occlusion=args.occlusion, backend=args.backend,
+                      precision=args.precision, limit=args.limit)
+    metrics, png = write_outputs(report, args.out)
+    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    if not args.json:
+        print(f"saved {metrics} and {png}")
+    return 0

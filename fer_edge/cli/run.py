@@ -1,0 +1,145 @@
+"""``fer-edge run PATH|CAMERA``: expressions in images, folders, videos or a camera.
+
+Writes annotated copies (``--save``) and/or one JSON line per image or frame (``--json``, schema
+``fer_edge.result/1``); otherwise prints one line per image. Progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import itertools
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from fer_edge.errors import ImageReadError, InvalidInputError
+from fer_edge.fileio import atomic_write
+from fer_edge.recognizer import FrameResult, Recognizer
+from fer_edge.recognizer.draw import annotate
+from fer_edge.recognizer.sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES, read_image
+
+HELP = "recognise expressions in images, a folder, a video or a camera"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("source", help="image, folder of images, video file, or camera index (e.g. 0)")
+    parser.add_argument("--model", default="default", help="'default', a model id, or a package path")
+    parser.add_argument("--backend", default="auto", choices=["auto", "tensorrt", "onnxruntime", "torch"])
+    parser.add_argument("--device", default=None, help="e.g. cpu, cuda:0 (default: chosen with the backend)")
+    parser.add_argument("--json", action="store_true", help="print one JSON line per image/frame to stdout")
+    parser.add_argument("--save", type=Path, help="annotated output: a folder for images, a video file for video")
+    parser.add_argument("--max-frames", type=int, default=None, help="stop a video/camera after N frames")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _summary(name: str, result: FrameResult) -> str:
+    faces = ", ".join(f"{f.label} ({f.probabilities[f.label]:.2f})" for f in result.faces) or "no face"
+    return f"{name}: {faces}"
+
+
+def _progress(total: int | None, quiet: bool, unit: str) -> contextlib.AbstractContextManager[object]:
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit=unit, file=sys.stderr, disable=quiet or not sys.stderr.isatty(), leave=False)
+
+
+def _save_image(path: Path, image: np.ndarray) -> None:
+    ok, data = cv2.imencode(path.suffix or ".jpg", image)
+    if not ok:
+        raise ImageReadError(f"cannot encode {path.name}; use a .jpg or .png name")
+    with atomic_write(path) as handle:
+        handle.write(data.tobytes())
+
+
+def _run_images(rec: Recognizer, files: list[Path], args: argparse.Namespace, folder: bool) -> int:
+    failures = 0
+    with _progress(len(files), args.quiet, "img") as bar:
+        for file in files:
+            try:
+                image = read_image(file)
+                result = FrameResult(rec(image), source=str(file))
+            except (ImageReadError, InvalidInputError) as exc:
+                if not folder:
+                    raise
+                print(f"fer-edge run: skipped {file}: {exc}", file=sys.stderr)
+                failures += 1
+                continue
+            finally:
+                bar.update(1)  # type: ignore[attr-defined]
+            print(result.to_json() if args.json else _summary(str(file), result), flush=True)
+            if args.save:
+                out = args.save / file.name if folder or args.save.is_dir() or not args.save.suffix else args.save
+                _save_image(out, annotate(image, result.faces))
+    return 1 if failures else 0
+
+
+@contextlib.contextmanager
+def _video_writer(path: Path, fps: float, size: tuple[int, int]) -> Iterator[cv2.VideoWriter]:
+    """A VideoWriter on a temporary name beside ``path``, renamed over it only when writing succeeds."""
+    tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter.fourcc(*"mp4v"), fps, size)
+    if not writer.isOpened():
+        raise ImageReadError(f"cannot write video {path}; use an .mp4 or .avi name")
+    try:
+        yield writer
+        writer.release()
+        os.replace(tmp, path)
+    finally:
+        writer.release()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def _run_stream(rec: Recognizer, source: int | Path, args: argparse.Namespace) -> int:
+    total, fps = None, 25.0
+    if isinstance(source, Path):
+        capture = cv2.VideoCapture(str(source))
+        total, fps = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None, capture.get(cv2.CAP_PROP_FPS) or 25.0
+        capture.release()
+    if args.max_frames:
+        total = min(total or args.max_frames, args.max_frames)
+    stream = rec.stream(source)
+    with contextlib.ExitStack() as stack:
+        bar = stack.enter_context(_progress(total, args.quiet, "frame"))
+        writer = None
+        for result in itertools.islice(stream, args.max_frames):
+            if args.json:
+                print(result.to_json(), flush=True)
+            if args.save:
+                if writer is None:
+                    height, width = stream.frame.shape[:2]
+                    writer = stack.enter_context(_video_writer(args.save, fps, (width, height)))
+                writer.write(annotate(stream.frame, result.faces))
+            bar.update(1)  # type: ignore[attr-defined]
+    if not args.json:
+        for track in stream.summary():
+            print(f"track {track['track_id']}: {track['label']} over {track['frames']} frames "
+                  f"({track['first_seen']:.1f}-{track['last_seen']:.1f} s)")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    source = Path(args.source)
+    if args.source.isdigit() and not source.exists():
+        return _run_stream(Recognizer(args.model, args.backend, args.device), int(args.source), args)
+    if not source.exists():
+        raise ImageReadError(f"{source} does not exist (give an image, a folder, a video or a camera index)")
+    if source.is_dir():
+        files = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise ImageReadError(f"{source} contains no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        if args.save:
+            args.save.mkdir(parents=True, exist_ok=True)
+        return _run_images(Recognizer(args.model, args.backend, args.device), files, args, folder=True)
+    if source.suffix.lower() in VIDEO_SUFFIXES:
+        return _run_stream(Recognizer(args.model, args.backend, args.device), source, args)
+    if source.suffix.lower() in IMAGE_SUFFIXES:
+        return _run_images(Recognizer(args.model, args.backend, args.device), [source], args, folder=False)
+    raise InvalidInputError(f"{source.name}: unknown file type; images: {sorted(IMAGE_SUFFIXES)}, "
+                       f"videos: {sorted(VIDEO_SUFFIXES)}")

@@ -1,0 +1,121 @@
+"""ONNX Runtime backend: the default everywhere (CPU), with CUDA and TensorRT providers on GPUs.
+
+``InferenceSession.run`` is thread-safe, so one engine serves many threads. The intra-op thread
+count is always set explicitly: several sessions each grabbing every core oversubscribe the CPU
+(ORT#3099, USERS.md); it defaults to ``FER_EDGE_THREADS`` or min(4, cores).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from typing import Any
+
+import numpy as np
+
+from fer_edge.engines.base import BackendManager, Engine, register_backend
+from fer_edge.errors import BackendUnavailableError, PackageError
+from fer_edge.package import ModelPackage
+
+PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
+
+
+def default_threads() -> int:
+    """Intra-op threads: ``FER_EDGE_THREADS`` when set, else min(4, cores)."""
+    env = os.environ.get("FER_EDGE_THREADS", "")
+    return int(env) if env.isdigit() and int(env) > 0 else min(4, os.cpu_count() or 1)
+
+
+def providers_for(device: str | None, available: list[str]) -> list[Any]:
+    """ORT providers for ``device`` ("cpu", "cuda[:N]", "tensorrt[:N]"), CPU always last as fallback."""
+    kind, _, index = (device or "cpu").lower().partition(":")
+    if kind not in PROVIDERS:
+        raise BackendUnavailableError(f"unknown ONNX Runtime device {device!r}; use 'cpu', 'cuda[:N]' or 'tensorrt[:N]'")
+    if PROVIDERS[kind] not in available:
+        raise BackendUnavailableError(f"ONNX Runtime here has no {PROVIDERS[kind]} (available: {available}); "
+                                      "install onnxruntime-gpu for CUDA/TensorRT, or use device='cpu'")
+    options = {"device_id": int(index)} if index.isdigit() else {}
+    chain: list[Any] = [(PROVIDERS[kind], options)] if kind != "cpu" else []
+    if kind == "tensorrt" and PROVIDERS["cuda"] in available:
+        chain.append((PROVIDERS["cuda"], options))
+    return chain + ["CPUExecutionProvider"]
+
+
+class OnnxRuntimeEngine(Engine):
+    backend = "onnxruntime"
+
+    def __init__(self, package: ModelPackage, device: str | None = None, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        super().__init__(package, package.sidecar.batch.max)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or default_threads()
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        providers = providers_for(device, ort.get_available_providers())
+        try:
+            self.session = ort.InferenceSession(str(package.model_path), options, providers=providers)
+        except Exception as exc:  # ORT raises its own exception types for unreadable or invalid graphs
+            raise PackageError(f"ONNX Runtime cannot load {package.model_path}: {exc}") from exc
+        self.threads = options.intra_op_num_threads
+        self.providers = self.session.get_providers()
+        self._check_io()
+
+    def _check_io(self) -> None:
+        """Refuse a graph whose input/output disagree with the sidecar (the package was mixed up)."""
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        spec, path = self.input_spec, self.package.model_path.name
+        if len(inputs) != 1:
+            raise PackageError(f"{path} has {len(inputs)} inputs; fer_edge models take exactly one image batch")
+        shape = inputs[0].shape
+        expected = [3, *spec.size]
+        if len(shape) != 4 or any(isinstance(d, int) and d != e for d, e in zip(shape[1:], expected)):
+            raise PackageError(f"{path} takes input {shape} but its sidecar says (N, 3, {spec.size[0]}, "
+                               f"{spec.size[1]}): the sidecar belongs to another model; rebuild the package")
+        names = [o.name for o in outputs]
+        if self.package.sidecar.output_name not in names:
+            raise PackageError(f"{path} has outputs {names}, not {self.package.sidecar.output_name!r} from its sidecar")
+        self._input_name = inputs[0].name
+        self._output_name = self.package.sidecar.output_name
+        width = outputs[names.index(self._output_name)].shape[-1]
+        if isinstance(width, int) and width != len(self.classes):
+            raise PackageError(f"{path} outputs {width} logits but its sidecar lists {len(self.classes)} classes")
+
+    def _infer(self, batch: np.ndarray) -> np.ndarray:
+        return np.asarray(self.session.run([self._output_name], {self._input_name: batch})[0])
+
+    def describe(self) -> dict[str, object]:
+        return {**super().describe(), "providers": self.providers, "threads": self.threads}
+
+
+@register_backend
+class OnnxRuntimeManager(BackendManager):
+    name = "onnxruntime"
+    formats = ("onnx",)
+
+    @classmethod
+    def is_available(cls) -> bool:
+        """Installed (found without importing it, so the check stays cheap)."""
+        return importlib.util.find_spec("onnxruntime") is not None
+
+    @classmethod
+    def version(cls) -> str | None:
+        if not cls.is_available():
+            return None
+        import onnxruntime
+
+        return str(onnxruntime.__version__)
+
+    @classmethod
+    def providers(cls) -> list[str]:
+        """Execution providers this ONNX Runtime build offers (CUDA needs onnxruntime-gpu)."""
+        import onnxruntime
+
+        return list(onnxruntime.get_available_providers())
+
+    @classmethod
+    def load(cls, package: ModelPackage, device: str | None = None, threads: int | None = None) -> Engine:
+        if not cls.is_available():
+            raise BackendUnavailableError("ONNX Runtime is not installed: pip install onnxruntime")
+        cls.check_format(package)
+        return OnnxRuntimeEngine(package, device, threads)

@@ -1,0 +1,71 @@
+"""The zoo's registry: plain dicts, one decorator, one ``create_model`` entry point (as timm).
+
+A family module registers a constructor ``fn(num_classes, variant, in_size, **kw)`` with
+:func:`register_model`; :func:`create_model` validates the arguments every model shares, so a
+typo fails here with a suggestion instead of deep inside a constructor.
+"""
+
+from __future__ import annotations
+
+import difflib
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+from fer_edge.errors import InvalidInputError, ModelNotFoundError
+from fer_edge.models._base import ZooModel
+
+VARIANTS: tuple[str, ...] = ("paper", "edge")
+
+_entrypoints: dict[str, Callable[..., ZooModel]] = {}
+
+
+def register_model(fn: Callable[..., ZooModel]) -> Callable[..., ZooModel]:
+    """Register ``fn`` under its function name; a duplicate name warns and replaces the old one."""
+    if fn.__name__ in _entrypoints:
+        warnings.warn(f"model {fn.__name__!r} registered twice; the later definition wins", stacklevel=2)
+    _entrypoints[fn.__name__] = fn
+    return fn
+
+
+def list_models() -> list[str]:
+    """Ids of every registered model, sorted."""
+    return sorted(_entrypoints)
+
+
+def _suggest(word: str, choices: list[str] | tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.5)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def parse_size(in_size: int | tuple[int, int] | list[int] | None) -> tuple[int, int] | None:
+    """Normalise ``in_size`` (an int or (height, width)) to a tuple; ``None`` stays None."""
+    if in_size is None:
+        return None
+    size = (in_size, in_size) if isinstance(in_size, int) else tuple(in_size)
+    if len(size) != 2 or not all(isinstance(v, int) and v > 0 for v in size):
+        raise InvalidInputError(f"in_size must be a positive int or (height, width), got {in_size!r}")
+    return (size[0], size[1])
+
+
+def create_model(
+    name: str,
+    num_classes: int = 7,
+    variant: str = "paper",
+    in_size: int | tuple[int, int] | None = None,
+    **kwargs: Any,
+) -> ZooModel:
+    """Build model ``name`` (see :func:`list_models`) in size ``variant`` ("paper" or "edge").
+
+    ``in_size`` only sets ``default_cfg["in_size"]`` (the size the model is trained, exported
+    and benchmarked at); every model accepts other sizes down to its ``min_size``.
+    """
+    if name not in _entrypoints:
+        raise ModelNotFoundError(
+            f"unknown model id {name!r}{_suggest(name, list_models())} (known: {', '.join(list_models())})"
+        )
+    if num_classes not in (7, 8):
+        raise InvalidInputError(f"num_classes must be 7 or 8 (the SDK's expression sets), got {num_classes!r}")
+    if variant not in VARIANTS:
+        raise InvalidInputError(f"unknown variant {variant!r}{_suggest(str(variant), VARIANTS)} (known: paper, edge)")
+    return _entrypoints[name](num_classes=num_classes, variant=variant, in_size=parse_size(in_size), **kwargs)

@@ -1,0 +1,123 @@
+"""faer: ConvNeXt + Contextual Channel Attention, with an optional attribute head (Xu et al. 2025).
+
+Top-down: stochastic depth, the ConvNeXt block and stage, the model, the registered constructor.
+seeds/003: a ConvNeXt backbone (the authors' code: ConvNeXt-Base, depths 3-3-27-3, dims
+128-1024, drop-path 0.25) with CC Attention once after the last stage (section 2.2), then global
+average pool -> LayerNorm -> Linear; the pooled vector feeds the center loss (FER loss
+CE + 0.01 * center). The facial-attribute task (FAE) adds 40 CelebA attribute logits trained
+with focal loss. ``edge`` is ConvNeXt-Femto-sized (dims 48-384, depths 2-2-6-2).
+All norms are the FP16-safe :class:`LayerNorm2d` (ConvNeXt's own overflows in FP16 engines).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from fer_edge.models._base import ZooModel
+from fer_edge.models._registry import register_model
+from fer_edge.models.layers.cc_attention import CCAttention
+from fer_edge.models.layers.norm import LayerNorm2d, safe_mean
+
+NUM_ATTRIBUTES = 40  # CelebA
+
+
+class DropPath(nn.Module):
+    """Stochastic depth: drop a residual branch per sample in training (identity in eval)."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = torch.rand(x.shape[0], 1, 1, 1, device=x.device, dtype=x.dtype) >= self.p
+        return x * keep / (1.0 - self.p)
+
+
+class ConvNeXtBlock(nn.Module):
+    """ConvNeXt block (Liu et al. 2022): 7x7 depthwise -> LN -> 1x1 (4x) -> GELU -> 1x1 -> scale, residual."""
+
+    def __init__(self, dim: int, drop_path: float = 0.0, layer_scale: float = 1e-6) -> None:
+        super().__init__()
+        self.dwconv = nn.Conv2d(dim, dim, 7, padding=3, groups=dim)
+        self.norm = LayerNorm2d(dim)
+        self.pw1 = nn.Conv2d(dim, 4 * dim, 1)
+        self.act = nn.GELU()
+        self.pw2 = nn.Conv2d(4 * dim, dim, 1)
+        self.gamma = nn.Parameter(torch.full((dim, 1, 1), layer_scale))
+        self.drop_path = DropPath(drop_path)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.drop_path(self.gamma * self.pw2(self.act(self.pw1(self.norm(self.dwconv(x))))))
+
+
+class ConvNeXtStage(nn.Module):
+    """A ConvNeXt stage (seeds/003, backbone): LN + 2x2 stride-2 downsampling (except stage 1), then blocks."""
+
+    def __init__(self, in_chs: int, out_chs: int, depth: int, drop_paths: list[float], downsample: bool) -> None:
+        super().__init__()
+        self.downsample = (
+            nn.Sequential(LayerNorm2d(in_chs), nn.Conv2d(in_chs, out_chs, 2, stride=2)) if downsample else nn.Identity()
+        )
+        self.blocks = nn.Sequential(*(ConvNeXtBlock(out_chs, drop_paths[i]) for i in range(depth)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.blocks(self.downsample(x))
+
+
+class FAER(ZooModel):
+    """ConvNeXt -> CC Attention -> GAP -> LN -> FER classifier (+ attribute head when enabled)."""
+
+    def __init__(
+        self,
+        model_id: str,
+        variant: str,
+        num_classes: int,
+        in_size: tuple[int, int] | None,
+        depths: tuple[int, ...],
+        dims: tuple[int, ...],
+        drop_path: float,
+        attribute_head: bool = False,
+        drop_rate: float = 0.0,
+    ) -> None:
+        super().__init__(model_id, variant, num_classes, in_size)
+        self.stem = nn.Sequential(nn.Conv2d(3, dims[0], 4, stride=4), LayerNorm2d(dims[0]))
+        rates = torch.linspace(0, drop_path, sum(depths)).tolist()
+        stages, chs, start = [], dims[0], 0
+        for i, (depth, dim) in enumerate(zip(depths, dims)):
+            stages.append(ConvNeXtStage(chs, dim, depth, rates[start : start + depth], downsample=i > 0))
+            chs, start = dim, start + depth
+        self.stages = nn.Sequential(*stages)
+        self.cc_attention = CCAttention(chs)
+        self.head_norm = LayerNorm2d(chs)
+        self.num_features = chs
+        self.drop = nn.Dropout(drop_rate)
+        self.fc = nn.Linear(chs, num_classes)
+        self.attribute_fc = nn.Linear(chs, NUM_ATTRIBUTES) if attribute_head else None
+
+    def forward_outputs(self, x: torch.Tensor) -> dict[str, torch.Tensor | list[torch.Tensor]]:
+        x = self.cc_attention(self.stages(self.stem(x)))
+        features = self.head_norm(safe_mean(x, (2, 3))).flatten(1)
+        out: dict[str, torch.Tensor | list[torch.Tensor]] = {
+            "logits": self.fc(self.drop(features)),
+            "features": features,
+        }
+        if self.attribute_fc is not None:
+            out["attributes"] = self.attribute_fc(features)
+        return out
+
+
+_VARIANTS: dict[str, dict[str, Any]] = {
+    "paper": {"depths": (3, 3, 27, 3), "dims": (128, 256, 512, 1024), "drop_path": 0.25},
+    "edge": {"depths": (2, 2, 6, 2), "dims": (48, 96, 192, 384), "drop_path": 0.05, "drop_rate": 0.3},
+}
+
+
+@register_model
+def faer(num_classes: int, variant: str, in_size: tuple[int, int] | None, **kwargs: Any) -> FAER:
+    """FAER on ConvNeXt-Base (paper) or ConvNeXt-Femto (edge); ``attribute_head=True`` adds FAE."""
+    return FAER("faer", variant, num_classes, in_size, **{**_VARIANTS[variant], **kwargs})

@@ -1,0 +1,171 @@
+"""``Recognizer``: frames in, per-face expressions out.
+
+frame -> detect (YuNet or yours) -> align to the model's template -> :func:`preprocess` -> one
+engine batch for all faces -> softmax -> :class:`FaceResult`. Thread safety: a Recognizer holds
+no per-call state; the detector serialises its own calls, ONNX Runtime and PyTorch inference
+are re-entrant, and the TensorRT engine gives each thread its own context. So one Recognizer may
+be shared by many threads; per-stream state (tracks) lives in each :class:`Stream`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from fer_edge._version import __version__
+from fer_edge.errors import InvalidInputError
+from fer_edge.recognizer.resolve import load_engine
+from fer_edge.recognizer.results import FaceResult, FrameResult
+from fer_edge.recognizer.sources import Source, frames_from
+from fer_edge.recognizer.tracking import IoUTracker, Smoothing
+from fer_edge.vision.align import align_face, box_crop_landmarks
+from fer_edge.vision.detector import Detection, FaceDetector, YuNetDetector, ensure_bgr
+from fer_edge.vision.preprocess import preprocess
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits.astype(np.float64) - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    return np.asarray(exp / exp.sum(axis=1, keepdims=True))
+
+
+class Recognizer:
+    """Facial-expression recognition on BGR uint8 frames (pass ``rgb=True`` for RGB arrays).
+
+    ``model``: ``"default"`` (embedded), a model id built into the cache, or a package path.
+    ``backend``: ``"auto"`` picks a TensorRT engine matching this GPU and TensorRT version, else
+    ONNX Runtime (CUDA if present, else CPU, INT8 package preferred on CPU); see :meth:`info`.
+    ``detector``: any object with ``detect(bgr) -> list[Detection]``; default YuNet.
+    ``min_face`` (pixels) and ``max_faces`` filter detections; ``smoothing`` ("window", "ema",
+    a :class:`Smoothing` or None) applies to :meth:`stream`.
+    """
+
+    def __init__(self, model: str | os.PathLike[str] = "default", backend: str = "auto", device: str | None = None,
+                 detector: FaceDetector | None = None, min_face: int = 20, max_faces: int = 16,
+                 smoothing: Smoothing | str | None = "window", precision: str = "auto") -> None:
+        if detector is not None and not isinstance(detector, FaceDetector):
+            raise InvalidInputError(f"detector must have a detect(image) method, got {type(detector).__name__}")
+        if min_face < 1 or max_faces < 1:
+            raise InvalidInputError(f"min_face and max_faces must be >= 1, got {min_face}, {max_faces}")
+        self.smoothing = Smoothing.parse(smoothing)
+        self.engine, self.choice = load_engine(model, backend, device, precision)
+        self.spec = self.engine.input_spec
+        self.classes = self.engine.classes
+        self.min_face, self.max_faces = min_face, max_faces
+        self.detector: FaceDetector = detector or YuNetDetector(min_face=min_face, max_faces=max_faces)
+
+    def info(self) -> dict[str, Any]:
+        """Which model, backend and device run, and why that backend was chosen."""
+        sidecar = self.choice.package.sidecar
+        return {"fer_edge": __version__, "model_id": sidecar.model_id, "package": str(self.choice.package.sidecar_path),
+                "backend": self.choice.backend, "device": self.choice.device, "reason": self.choice.reason,
+                "engine": self.engine.describe(), "classes": list(self.classes), "input": sidecar.to_dict()["input"],
+                "trained": bool(sidecar.metrics), "detector": type(self.detector).__name__}
+
+    def __call__(self, frame: np.ndarray, rgb: bool = False) -> list[FaceResult]:
+        """Faces in one frame (an empty list when there are none)."""
+        return self.predict([frame], rgb=rgb)[0]
+
+    def detect(self, frame: np.ndarray, rgb: bool = False) -> tuple[np.ndarray, list[Detection]]:
+        """The frame as BGR and its faces after the ``min_face``/``max_faces`` filters."""
+        image = ensure_bgr(frame, rgb)
+        faces = [f for f in self.detector.detect(image) if min(f.box[2], f.box[3]) >= self.min_face]
+        return image, faces[: self.max_faces]
+
+    def predict(self, frames: Sequence[np.ndarray], rgb: bool = False) -> list[list[FaceResult]]:
+        """Faces in each frame; all faces of all frames go through the engine as one batch."""
+        if isinstance(frames, np.ndarray) and frames.ndim != 4:
+            raise InvalidInputError("predict() takes a sequence of frames; use recognizer(frame) for one frame")
+        detected = [self.detect(frame, rgb) for frame in frames]
+        crops = [self._crop(image, face) for image, faces in detected for face in faces]
+        probs = self._classify(crops)
+        results, start = [], 0
+        for _, faces in detected:
+            results.append([self._result(face, p) for face, p in zip(faces, probs[start:start + len(faces)])])
+            start += len(faces)
+        return results
+
+    def predict_faces(self, crops: Sequence[np.ndarray], rgb: bool = False) -> list[FaceResult]:
+        """Classify face crops from your own detector (no detection or alignment; any size)."""
+        if isinstance(crops, np.ndarray):
+            crops = [crops]
+        probs = self._classify([ensure_bgr(crop, rgb) for crop in crops])
+        return [self._result(Detection((0.0, 0.0, float(c.shape[1]), float(c.shape[0])), np.full((5, 2), np.nan), 1.0),
+                             p) for c, p in zip(crops, probs)]
+
+    def stream(self, source: Source, rgb: bool = False, fps: float | None = None) -> Stream:
+        """Results per frame of a camera index, video file or iterable of frames, with track ids and smoothing."""
+        return Stream(self, source, rgb, fps)
+
+    def _crop(self, image: np.ndarray, face: Detection) -> np.ndarray:
+        landmarks = face.landmarks
+        if landmarks is None or not np.isfinite(landmarks).all():
+            landmarks = box_crop_landmarks(face.box, self.spec.alignment)
+        return align_face(image, landmarks, self.spec.size, self.spec.alignment)
+
+    def _classify(self, crops: list[np.ndarray]) -> np.ndarray:
+        if not crops:
+            return np.zeros((0, len(self.classes)))
+        return softmax(self.engine.infer(preprocess(crops, self.spec)))
+
+    def _result(self, face: Detection, probs: np.ndarray, track_id: int | None = None,
+                smoothed: np.ndarray | None = None) -> FaceResult:
+        landmarks = None
+        if face.landmarks is not None and np.isfinite(face.landmarks).all():
+            landmarks = tuple((float(x), float(y)) for x, y in face.landmarks)
+        return FaceResult(box=tuple(float(v) for v in face.box), label=self.classes[int(np.argmax(probs))],  # type: ignore[arg-type]
+                          probabilities=dict(zip(self.classes, map(float, probs))), score=face.score,
+                          landmarks=landmarks, track_id=track_id,
+                          smoothed=None if smoothed is None else dict(zip(self.classes, map(float, smoothed))))
+
+
+class Stream:
+    """Iterator of :class:`FrameResult` over a source, tracking faces and smoothing per track.
+
+    Ask :meth:`expression` for a track's smoothed expression ("over the last second" with the
+    default window) and :meth:`summary` for every track's whole-stream mean; ``frame`` is the
+    latest frame (BGR), e.g. for :func:`fer_edge.recognizer.draw.annotate`.
+    """
+
+    def __init__(self, recognizer: Recognizer, source: Source, rgb: bool, fps: float | None) -> None:
+        self.recognizer, self.rgb = recognizer, rgb
+        self.tracker = IoUTracker(recognizer.smoothing)
+        self._frames = frames_from(source, fps)
+        self._index = -1
+        self._time = 0.0
+        self.frame = np.zeros((0, 0, 3), dtype=np.uint8)
+
+    def __iter__(self) -> Iterator[FrameResult]:
+        return self
+
+    def __next__(self) -> FrameResult:
+        frame, stamp = next(self._frames)
+        self._index += 1
+        self._time = stamp
+        rec = self.recognizer
+        image, faces = rec.detect(frame, self.rgb)
+        self.frame = image
+        probs = rec._classify([rec._crop(image, face) for face in faces])
+        tracked = self.tracker.update([f.box for f in faces], probs, stamp)
+        results = [rec._result(face, p, track_id, smooth if rec.smoothing else None)
+                   for face, p, (track_id, smooth) in zip(faces, probs, tracked)]
+        return FrameResult(results, self._index, stamp)
+
+    def expression(self, track_id: int) -> dict[str, float] | None:
+        """Smoothed probabilities of a live track as of the latest frame, or None if it is gone."""
+        probs = self.tracker.expression(track_id, self._time)
+        return None if probs is None else dict(zip(self.recognizer.classes, map(float, probs)))
+
+    def summary(self) -> list[dict[str, Any]]:
+        """Per track (live and recently retired): frames seen, time span and mean probabilities."""
+        classes = self.recognizer.classes
+        out = []
+        for track in [*self.tracker.retired, *self.tracker.tracks.values()]:
+            mean = track.total / max(track.frames, 1) if track.total is not None else np.zeros(len(classes))
+            out.append({"track_id": track.track_id, "frames": track.frames, "first_seen": track.first_seen,
+                        "last_seen": track.last_seen, "label": classes[int(np.argmax(mean))],
+                        "probabilities": dict(zip(classes, map(float, mean)))})
+        return out

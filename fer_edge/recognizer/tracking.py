@@ -1,0 +1,123 @@
+"""IoU tracking and per-track temporal smoothing for streams.
+
+Per-frame labels flicker; a kiosk wants "this person's expression over the last second". Faces
+are matched to tracks greedily by box IoU (faces move little between frames at camera rates),
+and each track keeps either a time window of probabilities or an exponential moving average.
+State is bounded: windows hold at most ``seconds`` of history and tracks unseen for
+``max_age`` seconds are retired into a fixed-size summary, so long streams run in flat memory.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fer_edge.errors import InvalidInputError
+
+
+@dataclass(frozen=True)
+class Smoothing:
+    """``kind="window"``: mean over the last ``seconds``; ``"ema"``: ``p = alpha*new + (1-alpha)*p``."""
+
+    kind: str = "window"
+    seconds: float = 1.0
+    alpha: float = 0.3
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("window", "ema") or self.seconds <= 0 or not 0 < self.alpha <= 1:
+            raise InvalidInputError(f"smoothing needs kind 'window'|'ema', seconds > 0, 0 < alpha <= 1; got {self}")
+
+    @classmethod
+    def parse(cls, value: Smoothing | str | None) -> Smoothing | None:
+        if value is None or isinstance(value, Smoothing):
+            return value
+        if value in ("window", "ema"):
+            return cls(kind=value)
+        raise InvalidInputError(f"smoothing must be 'window', 'ema', a Smoothing or None, got {value!r}")
+
+
+@dataclass(eq=False)
+class Track:
+    """One tracked face: its last box, smoothed state, and whole-track totals for the summary."""
+
+    track_id: int
+    box: np.ndarray
+    last_seen: float
+    first_seen: float
+    window: deque[tuple[float, np.ndarray]] = field(default_factory=deque)
+    ema: np.ndarray | None = None
+    total: np.ndarray | None = None
+    frames: int = 0
+
+    def update(self, box: np.ndarray, probs: np.ndarray, t: float, smoothing: Smoothing) -> np.ndarray:
+        """Add this frame's probabilities; return the smoothed ones."""
+        self.box, self.last_seen, self.frames = box, t, self.frames + 1
+        self.total = probs.copy() if self.total is None else self.total + probs
+        if smoothing.kind == "ema":
+            self.ema = probs.copy() if self.ema is None else smoothing.alpha * probs + (1 - smoothing.alpha) * self.ema
+            return self.ema
+        self.window.append((t, probs))
+        while self.window and self.window[0][0] <= t - smoothing.seconds:
+            self.window.popleft()
+        return np.mean([p for _, p in self.window], axis=0)
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise IoU of (x, y, w, h) boxes: ``a`` (N, 4) x ``b`` (M, 4) -> (N, M)."""
+    a1, a2 = a[:, None, :2], a[:, None, :2] + a[:, None, 2:]
+    b1, b2 = b[None, :, :2], b[None, :, :2] + b[None, :, 2:]
+    inter = np.clip(np.minimum(a2, b2) - np.maximum(a1, b1), 0, None).prod(axis=2)
+    union = a[:, None, 2:].prod(axis=2) + b[None, :, 2:].prod(axis=2) - inter
+    return np.asarray(inter / np.maximum(union, 1e-9))
+
+
+class IoUTracker:
+    """Greedy IoU matching of detections to live tracks, with smoothing per track."""
+
+    def __init__(self, smoothing: Smoothing | None, iou_threshold: float = 0.3, max_age: float = 0.5,
+                 max_retired: int = 1000) -> None:
+        self.smoothing = smoothing or Smoothing(kind="ema", alpha=1.0)  # alpha 1: no smoothing, same code path
+        self.iou_threshold, self.max_age = iou_threshold, max_age
+        self.tracks: dict[int, Track] = {}
+        self.retired: deque[Track] = deque(maxlen=max_retired)
+        self._ids = itertools.count(1)
+
+    def update(self, boxes: Sequence[Sequence[float]], probs: np.ndarray, t: float) -> list[tuple[int, np.ndarray]]:
+        """Assign each detection a track id; return (track_id, smoothed probabilities) per detection."""
+        for track_id in [k for k, tr in self.tracks.items() if t - tr.last_seen > self.max_age]:
+            self.retired.append(self.tracks.pop(track_id))
+        det = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        live = list(self.tracks.values())
+        assigned: dict[int, Track] = {}
+        if live and len(det):
+            iou = iou_matrix(det, np.stack([tr.box for tr in live]))
+            used: set[int] = set()
+            for flat in np.argsort(-iou, axis=None):
+                i, j = divmod(int(flat), len(live))
+                if iou[i, j] < self.iou_threshold:
+                    break
+                if i not in assigned and j not in used:
+                    assigned[i] = live[j]
+                    used.add(j)
+        out = []
+        for i, box in enumerate(det):
+            track = assigned.get(i)
+            if track is None:
+                track = Track(next(self._ids), box, t, t)
+                self.tracks[track.track_id] = track
+            out.append((track.track_id, track.update(box, probs[i], t, self.smoothing)))
+        return out
+
+    def expression(self, track_id: int, t: float) -> np.ndarray | None:
+        """Smoothed probabilities of a live track as of time ``t`` (None if unknown or expired)."""
+        track = self.tracks.get(track_id)
+        if track is None or t - track.last_seen > self.max_age:
+            return None
+        if self.smoothing.kind == "ema":
+            return track.ema
+        recent = [p for ts, p in track.window if ts > t - self.smoothing.seconds]
+        return np.mean(recent, axis=0) if recent else None

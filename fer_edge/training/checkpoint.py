@@ -1,0 +1,83 @@
+"""Checkpoints that carry everything export needs (docs/DEV_CONTRACTS.md, "Checkpoints").
+
+A checkpoint is a ``.pt`` dict with the model id, variant, classes, input spec and constructor
+kwargs beside the weights, so :func:`load_checkpoint` rebuilds the model from the file alone.
+Training state (optimizer, scheduler, RNG states, epoch) rides along in ``last.pt`` for resume.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from fer_edge.constants import classes_for
+from fer_edge.errors import ModelNotFoundError, PackageError
+from fer_edge.fileio import atomic_path
+from fer_edge.package import InputSpec
+
+FORMAT = "fer_edge.checkpoint/1"
+
+
+def checkpoint_meta(model_id: str, variant: str, num_classes: int, spec: InputSpec,
+                    model_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The metadata part of a checkpoint (everything except weights and training state)."""
+    return {
+        "format": FORMAT,
+        "model_id": model_id,
+        "variant": variant,
+        "num_classes": num_classes,
+        "classes": list(classes_for(num_classes)),
+        "in_size": list(spec.size),
+        "input_spec": {"size": list(spec.size), "color": spec.color, "mean": list(spec.mean),
+                       "std": list(spec.std), "alignment": spec.alignment, "name": spec.name,
+                       "layout": spec.layout},
+        "model_kwargs": dict(model_kwargs or {}),
+    }
+
+
+def save_checkpoint(path: str | os.PathLike[str], model: torch.nn.Module, meta: dict[str, Any],
+                    **state: Any) -> Path:
+    """Write ``meta`` + the model's weights + any extra ``state`` (metrics, training, epoch,
+    optimizer, scheduler, rng, ...) atomically to ``path``."""
+    model = getattr(model, "module", model)  # unwrap DistributedDataParallel
+    payload = {**meta, **state, "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return Path(path)
+
+
+def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The raw checkpoint dict, format-checked."""
+    file = Path(path)
+    if not file.is_file():
+        raise ModelNotFoundError(f"checkpoint {file} does not exist")
+    try:
+        data = torch.load(file, map_location="cpu", weights_only=False)
+    except Exception as exc:  # a truncated or foreign file: torch raises many types
+        raise PackageError(f"cannot read checkpoint {file}: {exc}") from exc
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise PackageError(f"{file} is not a fer_edge checkpoint (format {FORMAT!r}); "
+                           "train it with `fer-edge train`")
+    return data
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Rebuild the model from the checkpoint's metadata and load its weights (eval mode).
+
+    Returns ``(model, meta)``; ``meta`` is the checkpoint dict without the weights and optimizer
+    state, with ``input_spec`` as an :class:`InputSpec`.
+    """
+    from fer_edge.models import create_model
+
+    data = read_checkpoint(path)
+    model = create_model(data["model_id"], num_classes=data["num_classes"], variant=data["variant"],
+                         in_size=tuple(data["in_size"]), **data.get("model_kwargs", {}))
+    model.load_state_dict(data["state_dict"])
+    model.eval()
+    skip = ("state_dict", "optimizer", "scheduler", "rng")
+    meta = {k: v for k, v in data.items() if k not in skip}
+    meta["input_spec"] = InputSpec.from_dict(data["input_spec"])
+    return model, meta

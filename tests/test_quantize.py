@@ -1,0 +1,96 @@
+"""Q/DQ INT8 graphs: symmetric (zero points 0), per-channel weights on axis 0, opset kept;
+and INT8 accuracy within 1 point of FP32 for the trained default model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import numpy_helper
+
+from fer_edge.build import calibration
+from fer_edge.build.export import export_model
+from fer_edge.build.quantize import predict, quantize_int8
+from fer_edge.build.surgery import region_nodes
+from fer_edge.errors import ExportError
+from fer_edge.models import create_model
+from fer_edge.package import BatchRange, InputSpec, load_package
+
+SPEC = InputSpec(size=(32, 32))
+DEFAULT_PACKAGE = Path(__file__).resolve().parents[1] / "fer_edge" / "data" / "models" / "fer_default.json"
+
+
+@pytest.fixture(scope="module")
+def quantized():
+    torch.manual_seed(0)
+    model = create_model("simam_resnet", variant="edge", in_size=SPEC.size).eval()
+    faces, origin = calibration.parity_faces(SPEC, count=4)
+    result = export_model(model, SPEC, BatchRange(1, 4, 8), 17, faces, origin)
+    rng = np.random.default_rng(0)
+    calib = rng.standard_normal((24, 3, *SPEC.size)).astype(np.float32)
+    return result, calib, quantize_int8(result.portable, calib, method="minmax", sites=result.sites)
+
+
+def test_qdq_graph_is_symmetric_per_channel_and_keeps_the_opset(quantized) -> None:
+    _result, calib, quant = quantized
+    model = quant.model
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    qnodes = [n for n in model.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
+    assert qnodes, "no Q/DQ nodes: the graph was not quantized"
+    for node in qnodes:
+        if len(node.input) > 2 and node.input[2] in inits:
+            assert not inits[node.input[2]].any(), f"{node.name}: zero point must be 0 (symmetric)"
+            assert inits[node.input[2]].dtype in (np.int8, np.int32)
+    weight_dq = [n for n in qnodes if n.op_type == "DequantizeLinear" and n.input[0] in inits
+                 and inits[n.input[0]].ndim == 4]
+    assert weight_dq, "no quantized conv weights"
+    for node in weight_dq:
+        axis = {a.name: a.i for a in node.attribute}.get("axis", 1)
+        assert axis == 0 and inits[node.input[1]].size == inits[node.input[0]].shape[0]
+    acts = [n for n in qnodes if n.op_type == "QuantizeLinear"]
+    assert all(inits[n.input[1]].size == 1 for n in acts if n.input[1] in inits), "activations per-tensor"
+    assert next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) >= 17
+    onnx.checker.check_model(model)
+    got = predict(model, calib[:4])
+    assert got.shape == (4, 7) and np.isfinite(got).all()
+    assert set(quant.agreement) == {"all_int8", "regions_float"}  # both choices were measured
+
+
+def test_regions_can_be_kept_float(quantized) -> None:
+    result, calib, _ = quantized
+    kept = quantize_int8(result.portable, calib, method="minmax", sites=result.sites, keep_regions_float=True)
+    assert kept.excluded_regions
+    region = {name for site in result.sites for name in region_nodes(result.portable, site)}
+    sigmoid_inputs = {n.input[0] for n in kept.model.graph.node if n.op_type == "Sigmoid" and n.name in region}
+    dq_outputs = {n.output[0] for n in kept.model.graph.node if n.op_type == "DequantizeLinear"}
+    assert sigmoid_inputs and not sigmoid_inputs & dq_outputs, "SimAM's sigmoid must stay in float"
+
+
+def test_bad_method_and_empty_set_are_refused(quantized) -> None:
+    result, calib, _ = quantized
+    with pytest.raises(ExportError, match="unknown calibration method"):
+        quantize_int8(result.portable, calib, method="kl")
+    with pytest.raises(ExportError, match="empty"):
+        quantize_int8(result.portable, calib[:0])
+
+
+def test_int8_accuracy_within_one_point_of_fp32_on_ferplus_valid(ferplus_dir: Path) -> None:
+    if not DEFAULT_PACKAGE.is_file():
+        pytest.skip(f"the trained default package {DEFAULT_PACKAGE} does not exist yet")
+    package = load_package(DEFAULT_PACKAGE)
+    if not package.sidecar.metrics:
+        pytest.skip("the default package's sidecar has no metrics: it is untrained, INT8 accuracy is meaningless")
+    fp32 = onnx.load(str(package.model_path))
+    spec = package.sidecar.input
+    cset = calibration.load(calibration.default_manifest()) if tuple(
+        json.loads(calibration.default_manifest().read_text())["preprocessing"]["size"]) == spec.size else \
+        calibration.from_ferplus(ferplus_dir / "FER2013Train", spec, 512)
+    quant = quantize_int8(fp32, cset.tensors, cset.labels, method="entropy")
+    faces, labels = calibration.labelled_faces(ferplus_dir / "FER2013Valid", spec, len(package.sidecar.classes), 800)
+    acc32 = float((predict(fp32, faces, threads=2).argmax(1) == labels).mean())
+    acc8 = float((predict(quant.model, faces, threads=2).argmax(1) == labels).mean())
+    assert acc8 >= acc32 - 0.01, f"INT8 {acc8:.4f} vs FP32 {acc32:.4f} on {len(labels)} FER+ valid faces"
