@@ -101,7 +101,7 @@ def save_confusion_png(report: dict[str, Any], path: str | os.PathLike[str]) -> 
     ax.set_title(f"accuracy {report['accuracy']:.3f} (n={report['num_images']})")
     for i in range(len(classes)):
         for j in range(len(classes)):
-            ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=7,
+            ax.text(j, i, str(int(cm[i, j])), ha="center", va="center", fontsize=7,
                     color="white" if rows[i, j] > 0.5 else "black")
     fig.tight_layout()
     with atomic_path(path) as tmp:
@@ -112,12 +112,14 @@ def save_confusion_png(report: dict[str, Any], path: str | os.PathLike[str]) -> 
 
 def format_report(report: dict[str, Any]) -> str:
     """The human-readable summary ``fer-edge eval`` prints."""
-    lines = [f"{report['model']} on {report['data']} ({report['split']}; backend {report['backend']}, "
-             f"{report['precision']})",
-             f"images used {report['images_used']}, dropped {sum(report['images_dropped'].values())} "
-             f"{report['images_dropped'] or ''}",
-             f"accuracy {report['accuracy']:.4f}  macro P {report['macro_precision']:.4f}  "
-             f"R {report['macro_recall']:.4f}  F1 {report['macro_f1']:.4f}", "per-class accuracy:"]
+    dropped = report["images_dropped"]
+    lines = [
+        f"{report['model']} on {report['data']} ({report['split']}; {report['backend']}, {report['precision']})",
+        f"images used {report['images_used']}, dropped {sum(dropped.values())} {dropped or ''}",
+        (f"accuracy {report['accuracy']:.4f}  macro P {report['macro_precision']:.4f}  "
+         f"R {report['macro_recall']:.4f}  F1 {report['macro_f1']:.4f}"),
+        "per-class accuracy:",
+    ]
     lines += [f"  {name:<9} {acc:.4f} (n={report['support'][name]})"
               for name, acc in report["per_class_accuracy"].items()]
     width = max(len(c) for c in report["classes"])

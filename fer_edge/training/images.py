@@ -39,6 +39,7 @@ def _resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 def _read_one(item: Path | np.ndarray, box: np.ndarray | None, gray: bool) -> np.ndarray | None:
     """One uint8 image (HxW when ``gray`` else HxWx3 BGR), or None when unreadable."""
+    image: np.ndarray | None
     if isinstance(item, np.ndarray):
         image = item
     else:
@@ -46,8 +47,8 @@ def _read_one(item: Path | np.ndarray, box: np.ndarray | None, gray: bool) -> np
             image = cv2.imread(str(item), cv2.IMREAD_COLOR)
         except cv2.error:
             image = None
-        if image is None or image.size == 0:
-            return None
+    if image is None or image.size == 0:
+        return None
     if box is not None and box[2] > 0 and box[3] > 0:
         x, y, w, h = (int(v) for v in box)
         image = image[max(y, 0):y + h, max(x, 0):x + w]
@@ -89,7 +90,8 @@ def decode_records(records: Records, gray: bool, size: tuple[int, int] | None = 
         with np.load(cache_file) as cached:
             images, valid = cached["images"], cached["valid"]
     else:
-        decoded = [_read_one(item, None if records.boxes is None else records.boxes[i], gray)
+        boxes = records.boxes
+        decoded = [_read_one(item, None if boxes is None else boxes[i], gray)  # type: ignore[arg-type]
                    for i, item in enumerate(records.items)]
         valid = np.asarray([img is not None for img in decoded], dtype=bool)
         good = [img for img in decoded if img is not None]

@@ -88,7 +88,7 @@ class TrainObjective(nn.Module):
         self.independence = RegionIndependenceLoss(num_classes, feat_dim) if recipe.region_independence else None
 
     def forward(self, x: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        out: dict[str, Any] = self.model.forward_train(x)
+        out: dict[str, Any] = self.model.forward_train(x)  # type: ignore[operator]
         logits = out["logits"]
         if self.recipe.joint:
             loss = joint_loss([z.float() for z in out["region_logits"]], target, self.ce)

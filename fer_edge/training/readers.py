@@ -95,7 +95,7 @@ def read_ferplus(split_dir: Path, num_classes: int = 8, protocol: str = "majorit
     for col, name in enumerate(FERPLUS_COLUMNS):
         if name in classes:
             column_to_class[col, classes.index(name)] = 1.0
-    items, labels, softs, dropped = [], [], [], Counter()
+    items, labels, softs, dropped = [], [], [], Counter[str]()
     with open(label_file, newline="") as handle:
         for row_no, row in enumerate(csv.reader(handle)):
             try:
@@ -129,7 +129,7 @@ def read_rafdb(root: Path, split: str = "train", num_classes: int = 7) -> Record
     aligned = _first_existing(root, ["aligned", "Image/aligned"])
     mapping = _index(classes_for(num_classes), RAFDB_LABELS)
     prefix = "train_" if split == "train" else "test_"
-    items, labels, dropped = [], [], Counter()
+    items, labels, dropped = [], [], Counter[str]()
     for line_no, line in enumerate(label_file.read_text().splitlines()):
         parts = line.split()
         if not parts or not parts[0].startswith(prefix):
@@ -148,7 +148,7 @@ def read_fer2013_csv(csv_path: Path, split: str = "train", num_classes: int = 7)
     inline). Rows whose pixels are not 48*48 integers are skipped and counted as corrupt."""
     mapping = _index(classes_for(num_classes), FER2013_LABELS)
     usage = FER2013_USAGE.get(split, split)
-    items, labels, dropped = [], [], Counter()
+    items, labels, dropped = [], [], Counter[str]()
     with open(csv_path, newline="") as handle:
         for row in csv.DictReader(handle):
             if row.get("Usage", usage) != usage:
@@ -173,7 +173,7 @@ def read_affectnet_csv(csv_path: Path, image_root: Path | None = None, num_class
     Images are found under ``image_root`` (default: the csv's folder) and cropped to the face box."""
     mapping = _index(classes_for(num_classes), AFFECTNET_LABELS)
     image_root = image_root or csv_path.parent
-    items, labels, boxes, dropped = [], [], [], Counter()
+    items, labels, boxes, dropped = [], [], [], Counter[str]()
     with open(csv_path, newline="") as handle:
         for row in csv.DictReader(handle):
             try:
@@ -195,7 +195,7 @@ def read_class_folders(root: Path, num_classes: int = 7) -> Records:
     """``root/<class>/*.png``: folder names are SDK class names or common synonyms (``happiness``,
     ``angry``, ...); a folder naming no known class is an error rather than silently ignored."""
     classes = classes_for(num_classes)
-    items, labels, dropped = [], [], Counter()
+    items, labels, dropped = [], [], Counter[str]()
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         name = FOLDER_SYNONYMS.get(folder.name.lower(), folder.name.lower())
         if name == "contempt" and "contempt" not in classes:

@@ -158,9 +158,9 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     device = torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(cfg.seed)
     model = create_model(cfg.model, num_classes=cfg.num_classes, variant=cfg.variant, in_size=cfg.in_size)
-    dcfg = model.default_cfg
-    spec = InputSpec(size=tuple(dcfg["in_size"]), color=str(dcfg["color"]), mean=tuple(dcfg["mean"]),
-                     std=tuple(dcfg["std"]))
+    dcfg: dict[str, Any] = model.default_cfg
+    spec = InputSpec.from_dict({"size": dcfg["in_size"], "color": dcfg["color"], "mean": dcfg["mean"],
+                                "std": dcfg["std"]})
     recipe = recipe_for(cfg.model, cfg.recipe, cfg.lr)
     train_data, val_data = _load_data(cfg, spec, recipe.augment)
     objective = TrainObjective(model, recipe, cfg.num_classes).to(device)

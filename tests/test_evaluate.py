@@ -1,0 +1,104 @@
+"""Evaluation: metric math against a hand computation, and `fer-edge eval` end to end on a fixture."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from fer_edge.cli import main
+from fer_edge.package import InputSpec
+from fer_edge.training.evaluate import OCCLUSION_REGIONS, evaluate, occlude
+from fer_edge.training.metrics import classification_report, confusion_matrix
+from fer_edge.vision.preprocess import preprocess
+
+
+def test_metrics_match_a_hand_computation() -> None:
+    classes = ("neutral", "happy", "sad")
+    labels = np.array([0, 0, 0, 1, 1, 2])
+    preds = np.array([0, 0, 1, 1, 2, 2])
+    cm = confusion_matrix(labels, preds, 3)
+    assert cm.tolist() == [[2, 1, 0], [0, 1, 1], [0, 0, 1]]
+    report = classification_report(labels, preds, classes)
+    # precision: 2/2, 1/2, 1/2; recall: 2/3, 1/2, 1/1; F1: 0.8, 0.5, 2/3
+    assert report["accuracy"] == pytest.approx(4 / 6)
+    assert report["macro_precision"] == pytest.approx((1 + 0.5 + 0.5) / 3)
+    assert report["macro_recall"] == pytest.approx((2 / 3 + 0.5 + 1) / 3)
+    assert report["macro_f1"] == pytest.approx((0.8 + 0.5 + 2 / 3) / 3)
+    assert report["per_class_accuracy"] == pytest.approx({"neutral": 2 / 3, "happy": 0.5, "sad": 1.0})
+
+
+def test_class_never_predicted_counts_as_zero_precision() -> None:
+    report = classification_report(np.array([0, 1]), np.array([0, 0]), ("neutral", "happy"))
+    assert report["macro_precision"] == pytest.approx(0.25) and report["macro_f1"] == pytest.approx((2 / 3) / 2)
+
+
+def test_occlusion_patch_stays_inside_its_region() -> None:
+    image = np.zeros((48, 48), dtype=np.uint8)
+    rng = np.random.default_rng(0)
+    for region, (top, bottom, left, right) in OCCLUSION_REGIONS.items():
+        out = occlude(image, region, rng)
+        ys, xs = np.nonzero(out)
+        assert ys.min() >= round(top * 48) and ys.max() < round(bottom * 48) + 1
+        assert xs.min() >= round(left * 48) and xs.max() < round(right * 48) + 1
+
+
+@pytest.fixture()
+def checkpoint_and_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    from fer_edge.models import create_model
+    from fer_edge.training.checkpoint import checkpoint_meta, save_checkpoint
+
+    monkeypatch.setenv("FER_EDGE_HOME", str(tmp_path / "home"))
+    torch.manual_seed(0)
+    model = create_model("simam_resnet", 7, "edge", 32)
+    spec = InputSpec(size=(32, 32))
+    path = save_checkpoint(tmp_path / "m.pt", model, checkpoint_meta("simam_resnet", "edge", 7, spec))
+    rng = np.random.default_rng(1)
+    for name in ("neutral", "happy", "surprise"):
+        for i in range(6):
+            (tmp_path / "data" / name).mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(tmp_path / "data" / name / f"{i}.png"), rng.integers(0, 256, (40, 40), dtype=np.uint8))
+    (tmp_path / "data" / "happy" / "bad.png").write_bytes(b"broken")
+    return path, tmp_path / "data"
+
+
+def test_eval_of_a_checkpoint_matches_direct_inference(checkpoint_and_data: tuple[Path, Path]) -> None:
+    from fer_edge.training.checkpoint import load_checkpoint
+
+    path, data = checkpoint_and_data
+    with pytest.warns(UserWarning, match="skipped 1"):
+        report = evaluate(path, data, occlusion=True)
+    model, meta = load_checkpoint(path)
+    files = sorted(p for p in data.rglob("*.png") if p.name != "bad.png")
+    truth = np.array([("neutral", "happy", "sad", "surprise", "fear", "disgust", "anger").index(p.parent.name)
+                      for p in files])
+    crops = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2GRAY) for p in files]
+    with torch.no_grad():
+        preds = model(torch.from_numpy(preprocess(crops, meta["input_spec"]))).argmax(1).numpy()
+    assert report["images_used"] == 18 and report["images_dropped"] == {"unreadable": 1}
+    assert report["accuracy"] == pytest.approx(float((preds == truth).mean()))
+    assert np.array_equal(np.asarray(report["confusion_matrix"]), confusion_matrix(truth, preds, 7))
+    assert set(report["occlusion"]) == {"eyes", "mouth"}
+
+
+def test_eval_cli_writes_json_and_png(checkpoint_and_data: tuple[Path, Path], tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    path, data = checkpoint_and_data
+    with pytest.warns(UserWarning):
+        assert main(["eval", "--model", str(path), "--data", str(data), "--out", str(tmp_path / "ev"), "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    saved = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert printed["accuracy"] == saved["accuracy"]
+    png = cv2.imread(str(tmp_path / "ev" / "confusion.png"))
+    assert png is not None and png.shape[0] > 100
+
+
+def test_eval_cli_reports_a_missing_dataset(checkpoint_and_data: tuple[Path, Path], tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    path, _ = checkpoint_and_data
+    assert main(["eval", "--model", str(path), "--data", str(tmp_path / "none")]) == 1
+    assert "does not exist" in capsys.readouterr().err
