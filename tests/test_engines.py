@@ -27,7 +27,7 @@ from fer_edge.errors import (
     PluginLibraryError,
 )
 from fer_edge.package import InputSpec, Sidecar, load_package
-from fer_edge.recognizer.resolve import load_engine
+from fer_edge.engines.resolve import load_engine
 from fer_edge.trt_compat import TrtVersion
 
 REPO = Path(__file__).resolve().parents[1]

@@ -62,7 +62,7 @@ def load_source(name: str) -> Source:
         from fer_edge.training.checkpoint import load_checkpoint
 
         model, meta = load_checkpoint(path)
-        return Source(meta["model_id"], meta["variant"], tuple(meta["classes"]), InputSpec.from_dict(meta["input_spec"]),
+        return Source(meta["model_id"], meta["variant"], tuple(meta["classes"]), meta["input_spec"],
                       load_recipe(meta["model_id"]), torch_model=model, metrics=meta.get("metrics"),
                       training=meta.get("training"))
     if path.suffix in (".onnx", ".json"):

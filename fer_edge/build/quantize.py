@@ -35,9 +35,15 @@ class QuantResult:
 
 
 class _Reader:
-    """ONNX Runtime's CalibrationDataReader protocol over an in-memory batch."""
+    """ONNX Runtime's CalibrationDataReader protocol over an in-memory batch.
 
-    def __init__(self, tensors: np.ndarray, input_name: str, batch: int = 16) -> None:
+    All batches have the same size (the largest divisor of the set size up to ``max_batch``):
+    ONNX Runtime's entropy and percentile calibrators stack per-batch outputs and fail on a
+    shorter last batch.
+    """
+
+    def __init__(self, tensors: np.ndarray, input_name: str, max_batch: int = 16) -> None:
+        batch = max(b for b in range(1, max_batch + 1) if len(tensors) % b == 0)
         self._batches = iter([{input_name: tensors[i:i + batch]} for i in range(0, len(tensors), batch)])
 
     def get_next(self) -> dict[str, np.ndarray] | None:

@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("fer_edge.cli.info", "versions (SDK, ONNX Runtime, TensorRT, CUDA, GPU, plugins) and models found"),
     "train": ("fer_edge.cli.train", "train a zoo model (FER+, RAF-DB, FER2013, AffectNet, folders); torchrun-ready"),
     "eval": ("fer_edge.cli.eval", "evaluate a checkpoint, ONNX/INT8 package or engine: accuracy, F1, confusion"),
+    "bench": ("fer_edge.cli.bench", "benchmark a model (latency, faces/s, memory, load time) or the whole pipeline"),
 }
 
 

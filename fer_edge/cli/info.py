@@ -53,7 +53,7 @@ def _plugins() -> str:
 
 
 def _packages() -> list[dict[str, Any]]:
-    from fer_edge.recognizer.resolve import DEFAULT_DIR, cache_dir
+    from fer_edge.engines.resolve import DEFAULT_DIR, cache_dir
 
     found: list[dict[str, Any]] = []
     for folder in (DEFAULT_DIR, cache_dir()):

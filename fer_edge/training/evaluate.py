@@ -1,6 +1,6 @@
 """Evaluation behind ``fer-edge eval``: the same numbers for a checkpoint, an ONNX/INT8 package or an engine.
 
-Every model form runs through the runtime's engines (:func:`fer_edge.recognizer.resolve.load_engine`:
+Every model form runs through the runtime's engines (:func:`fer_edge.engines.resolve.load_engine`:
 ``.pt`` on PyTorch, packages on ONNX Runtime or TensorRT) and every face through the one
 preprocess function, so FP32 vs INT8 vs engine accuracy is compared on equal terms. Labels follow
 each dataset's protocol (FER+: strict majority). ``occlusion`` repeats the run with a random
@@ -49,7 +49,7 @@ def evaluate(model: str | os.PathLike[str], data: str | os.PathLike[str], split:
              occlusion: bool = False, backend: str = "auto", precision: str = "auto", seed: int = 0,
              limit: int | None = None) -> dict[str, Any]:
     """Metrics of ``model`` (id, checkpoint or package) on ``data``'s ``split`` (default: test, else val)."""
-    from fer_edge.recognizer.resolve import load_engine
+    from fer_edge.engines.resolve import load_engine
 
     engine, choice = load_engine(model, backend=backend, precision=precision)
     classes = tuple(engine.classes)
