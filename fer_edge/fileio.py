@@ -14,31 +14,14 @@ from typing import IO, Any
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[Any]]:
-    """Open a temporary file beside ``path``; on success fsync it and rename it over ``path``.
-
-    The rename is atomic on POSIX, so readers see either the old file or the complete new one.
-    On any exception (including KeyboardInterrupt) the temporary file is removed.
-    """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    try:
-        with os.fdopen(fd, mode) as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
-        raise
-
-
-@contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path beside ``path`` for libraries that insist on writing by name
-    (``torch.save``, ``onnx.save``); it is renamed over ``path`` only if the block succeeds."""
+    """Yield a temporary path beside ``path``; if the block succeeds, fsync it and rename it
+    over ``path`` (atomic on POSIX: readers see the old file or the complete new one).
+
+    For libraries that insist on writing by name (``torch.save``, ``onnx.save``). On any
+    exception, KeyboardInterrupt included, the temporary file is removed. The result gets the
+    usual ``0o666 & ~umask`` mode, not ``mkstemp``'s owner-only 0600.
+    """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
@@ -47,11 +30,21 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         yield Path(tmp_name)
         with open(tmp_name, "rb") as handle:
             os.fsync(handle.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp_name, 0o666 & ~umask)
         os.replace(tmp_name, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
         raise
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[Any]]:
+    """Open a file handle whose content replaces ``path`` atomically when the block succeeds."""
+    with atomic_path(path) as tmp, open(tmp, mode) as handle:
+        yield handle
 
 
 def write_json_atomic(path: str | os.PathLike[str], data: Any) -> None:
