@@ -79,3 +79,21 @@ def test_parity_failure_is_an_export_error() -> None:
     faces = np.zeros((2, 3, 16, 16), np.float32)
     with pytest.raises(ExportError, match="differs from PyTorch"):
         export_model(Drifting(), InputSpec(size=(16, 16)), BatchRange(1, 2, 4), faces=faces)
+
+
+def test_fp16_weight_storage_halves_the_file_and_keeps_fp32_compute(exported) -> None:
+    from fer_edge.build.export import FP16_WEIGHTS_RTOL, store_weights_fp16
+
+    _, _, faces, result = exported
+    stored, err = store_weights_fp16(result.portable, faces)
+    import onnx
+
+    large = [i for i in stored.graph.initializer if np.prod(i.dims) >= 1024]
+    assert large and all(i.data_type == onnx.TensorProto.FLOAT16 for i in large)
+    assert stored.ByteSize() < result.portable.ByteSize()
+    casts = [n for n in stored.graph.node if n.op_type == "Cast"]
+    assert casts and all(a.i == 1 for n in casts for a in n.attribute if a.name == "to")  # back to FLOAT
+    got, expected = predict(stored, faces), predict(result.portable, faces)
+    assert err <= FP16_WEIGHTS_RTOL
+    assert np.abs(got - expected).max() / max(1.0, np.abs(expected).max()) == pytest.approx(err, rel=1e-3, abs=1e-7)
+    assert (got.argmax(1) == expected.argmax(1)).mean() >= 0.75

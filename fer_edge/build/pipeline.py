@@ -139,7 +139,7 @@ def calibration_set(calib_arg: str | None, source: Source, size: int, log: Calla
         warnings.warn(f"no --calib given: using the default calibration set {default} (FER+ train faces); "
                       "calibrate on faces like yours for the best INT8 accuracy", stacklevel=2)
         cset = calib.load(default)
-        if tuple(cset.manifest["preprocessing"]["size"]) != source.spec.size or size < len(cset.tensors):
+        if InputSpec.from_dict(cset.manifest["preprocessing"]) != source.spec or size < len(cset.tensors):
             return calib.from_ferplus(calib.ferplus_root() / cset.manifest["root"], source.spec, size)  # type: ignore[operator]
         return cset
     path = Path(calib_arg)
@@ -153,7 +153,8 @@ def calibration_set(calib_arg: str | None, source: Source, size: int, log: Calla
 def build(model: str, precision: str = "fp32", target: str | None = None, out: str | None = None,
           calib_dir: str | None = None, calib_size: int = calib.DEFAULT_SIZE, method: str = "entropy",
           batch: str | None = None, workspace: int | None = None, dla: int | None = None,
-          timing_cache: str | None = None, log: Callable[[str], None] | None = None) -> ModelPackage:
+          timing_cache: str | None = None, fp16_weights: bool = False,
+          log: Callable[[str], None] | None = None) -> ModelPackage:
     """Build a model package; see ``fer-edge build -h`` for the options."""
     say = log or (lambda text: print(text, file=sys.stderr, flush=True))
     target = target or default_target()
@@ -163,6 +164,9 @@ def build(model: str, precision: str = "fp32", target: str | None = None, out: s
         from fer_edge.trt_compat import installed_version
 
         installed_version()  # fails at once, saying how to install TensorRT or to use --target onnxruntime
+    if fp16_weights and (target, precision) != ("onnxruntime", "fp32"):
+        raise ExportError("--fp16-weights stores an FP32 ONNX package's weights as float16; it applies only to "
+                          "--target onnxruntime without --int8 (INT8 and engines store their own weights)")
     precision, opts = resolve_options(target, precision, {"calib": calib_dir, "batch": batch, "workspace": workspace,
                                                           "dla": dla, "timing_cache": timing_cache, "method": method})
     with _signals_interrupt():
@@ -198,11 +202,20 @@ def build(model: str, precision: str = "fp32", target: str | None = None, out: s
             calibration_record = {"manifest_sha256": cset.manifest_sha256, "method": method,
                                   "num_images": len(cset.tensors), "source": cset.manifest["source"],
                                   "regions_float": quant.excluded_regions, "agreement": quant.agreement}
+        training = dict(source.training or {})
+        if fp16_weights:
+            from fer_edge.build.export import FP16_WEIGHTS_RTOL, store_weights_fp16
+
+            faces, origin = calib.parity_faces(source.spec)
+            final, err = _step(say, "4", "store weights as float16", lambda: store_weights_fp16(final, faces))
+            say(f"      vs the FP32-weight graph on {len(faces)} {origin} faces: max |diff| {err:.2e} "
+                f"(tolerance {FP16_WEIGHTS_RTOL:g})")
+            training["weights_storage"] = {"dtype": "float16", "max_rel_logit_diff": err}
         sidecar = Sidecar(model_id=source.model_id, variant=source.variant, classes=source.classes, input=source.spec,
                           format=table["format"], file=out_path.name, precision=precision, batch=batch_range,
                           opset=source.recipe.opset, calibration=calibration_record,
                           metrics=dict(source.metrics or {}) if precision == "fp32" else {},
-                          training=dict(source.training or {}))
+                          training=training)
         if target == "tensorrt":
             return _step(say, "5", "TensorRT engine", lambda: _tensorrt_package(final, exported, out_path, sidecar, opts,
                                                                                  precision))

@@ -23,6 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workspace", type=int, default=None, metavar="MB", help="TensorRT workspace limit")
     parser.add_argument("--dla", type=int, default=None, metavar="N", help="build for DLA core N (Jetson)")
     parser.add_argument("--timing-cache", default=None, metavar="FILE", help="TensorRT timing cache to reuse/update")
+    parser.add_argument("--fp16-weights", action="store_true",
+                        help="ONNX FP32 package: store weights as float16 (half the file; compute stays FP32)")
     parser.add_argument("-o", "--out", default=None, help="output model file (its sidecar is written beside it)")
 
 
@@ -30,5 +32,5 @@ def run(args: argparse.Namespace) -> int:
     from fer_edge.build.pipeline import build
 
     build(args.model, args.precision, args.target, args.out, args.calib, args.calib_size, args.method, args.batch,
-          args.workspace, args.dla, args.timing_cache)
+          args.workspace, args.dla, args.timing_cache, args.fp16_weights)
     return 0
