@@ -102,3 +102,23 @@ def test_eval_cli_reports_a_missing_dataset(checkpoint_and_data: tuple[Path, Pat
     path, _ = checkpoint_and_data
     assert main(["eval", "--model", str(path), "--data", str(tmp_path / "none")]) == 1
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_eval_record_stores_metrics_in_the_package_sidecar(checkpoint_and_data: tuple[Path, Path], tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    from tiny_package import make_package
+
+    from fer_edge.package import load_package
+
+    path, data = checkpoint_and_data
+    package = make_package(tmp_path / "pkg")
+    with pytest.warns(UserWarning, match="skipped 1"):
+        assert main(["eval", "--model", str(package.sidecar_path), "--data", str(data), "--out", str(tmp_path / "ev"),
+                     "--record"]) == 0
+    assert "recorded in" in capsys.readouterr().out
+    recorded = load_package(package.sidecar_path).sidecar.metrics["folders/test"]  # checksum still verified
+    saved = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert recorded["accuracy"] == saved["accuracy"] and recorded["num_images"] == 18
+    with pytest.warns(UserWarning):
+        assert main(["eval", "--model", str(path), "--data", str(data), "--out", str(tmp_path / "ev2"), "--record"]) == 1
+    assert "has none" in capsys.readouterr().err

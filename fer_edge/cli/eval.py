@@ -19,10 +19,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, help="evaluate only the first N images")
     parser.add_argument("--out", default="runs/eval", help="folder for metrics.json and confusion.png")
     parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    parser.add_argument("--record", action="store_true",
+                        help="also store the headline metrics in the evaluated package's sidecar")
 
 
 def run(args: argparse.Namespace) -> int:
-    from fer_edge.training.evaluate import evaluate, format_report, write_outputs
+    from fer_edge.training.evaluate import evaluate, format_report, record_in_sidecar, write_outputs
 
     report = evaluate(args.model, args.data, split=args.split, occlusion=args.occlusion, backend=args.backend,
                       precision=args.precision, limit=args.limit)
@@ -30,4 +32,6 @@ def run(args: argparse.Namespace) -> int:
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     if not args.json:
         print(f"saved {metrics} and {png}")
+    if args.record:
+        print(f"recorded in {record_in_sidecar(report)}")
     return 0

@@ -69,7 +69,7 @@ def evaluate(model: str | os.PathLike[str], data: str | os.PathLike[str], split:
     if (records.labels < 0).all():
         raise DatasetError(f"{records.source} has no expression labels (a {records.format} dataset)")
     report = classification_report(records.labels, _logits(engine, images).argmax(axis=1), classes)
-    report.update(model=os.fspath(model), backend=choice.backend, precision=engine.package.sidecar.precision,
+    report.update(model=os.fspath(model), package=str(engine.package.sidecar_path), backend=choice.backend, precision=engine.package.sidecar.precision,
                   data=str(records.source), split=split, protocol=records.format,
                   images_used=len(records), images_dropped=dict(records.dropped))
     if occlusion:
@@ -130,6 +130,24 @@ def format_report(report: dict[str, Any]) -> str:
     for region, res in report.get("occlusion", {}).items():
         lines.append(f"occluded {region}: accuracy {res['accuracy']:.4f} (drop {res['drop'] * 100:.1f} points)")
     return "\n".join(lines)
+
+
+RECORDED_KEYS = ("accuracy", "macro_precision", "macro_recall", "macro_f1", "per_class_accuracy", "num_images",
+                 "occlusion")
+
+
+def record_in_sidecar(report: dict[str, Any]) -> Path:
+    """Store the report's headline numbers in the evaluated package's sidecar, under
+    ``metrics["<protocol>/<split>"]``, so a shipped package carries the accuracy measured on it."""
+    from fer_edge.errors import PackageError
+    from fer_edge.package import load_package, write_package
+
+    if report["backend"] == "torch":
+        raise PackageError("--record stores metrics in a package's sidecar; a .pt checkpoint has none (build one)")
+    package = load_package(report["package"])
+    package.sidecar.metrics[f"{report['protocol']}/{report['split']}"] = {
+        k: report[k] for k in RECORDED_KEYS if k in report}
+    return write_package(package.model_path, package.sidecar).sidecar_path
 
 
 def write_outputs(report: dict[str, Any], out: str | os.PathLike[str]) -> tuple[Path, Path]:
