@@ -12,8 +12,8 @@ from skimage import data
 from tiny_package import make_package
 
 from fer_edge.cli import main
-from fer_edge.recognizer import RESULT_SCHEMA
 from fer_edge.engines.resolve import DEFAULT_DIR
+from fer_edge.recognizer import RESULT_SCHEMA
 
 
 @pytest.fixture(scope="module")

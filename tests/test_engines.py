@@ -17,6 +17,7 @@ from tiny_package import SPEC, make_package
 from fer_edge.constants import EXPRESSIONS_7
 from fer_edge.engines import BACKENDS, get_backend
 from fer_edge.engines.onnxruntime import OnnxRuntimeManager, providers_for
+from fer_edge.engines.resolve import load_engine
 from fer_edge.engines.tensorrt import TensorRTManager, check_engine_compat, load_plugin_library, needs_plugin_library
 from fer_edge.errors import (
     BackendUnavailableError,
@@ -27,7 +28,6 @@ from fer_edge.errors import (
     PluginLibraryError,
 )
 from fer_edge.package import InputSpec, Sidecar, load_package
-from fer_edge.engines.resolve import load_engine
 from fer_edge.trt_compat import TrtVersion
 
 REPO = Path(__file__).resolve().parents[1]

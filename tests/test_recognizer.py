@@ -16,9 +16,9 @@ from skimage import data
 from tiny_package import make_package
 
 from fer_edge import Recognizer
+from fer_edge.engines.resolve import DEFAULT_DIR
 from fer_edge.errors import BackendUnavailableError, ImageReadError, InvalidInputError, ModelNotFoundError
 from fer_edge.recognizer import RESULT_SCHEMA, Smoothing
-from fer_edge.engines.resolve import DEFAULT_DIR
 from fer_edge.recognizer.tracking import IoUTracker
 
 EYES = np.array([[204.0, 102.0], [246.0, 102.0]])  # hand-read from the astronaut, +-6 px

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from fer_edge._version import __version__
-from fer_edge.errors import InvalidInputError
 from fer_edge.engines.resolve import load_engine
+from fer_edge.errors import InvalidInputError
 from fer_edge.recognizer.results import FaceResult, FrameResult
 from fer_edge.recognizer.sources import Source, frames_from
 from fer_edge.recognizer.tracking import IoUTracker, Smoothing

@@ -1,0 +1,62 @@
+"""The shipped default model (issue 7): intact, as accurate as its model card says, INT8 faithful to FP32.
+
+The floor is the accuracy measured on all of FER+ valid when the package was made
+(`tools/make_default_model.sh`, recorded in the sidecar) minus a 1.5-point margin.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fer_edge.build.calibration import labelled_faces
+from fer_edge.engines.resolve import DEFAULT_DIR, load_engine
+from fer_edge.package import load_package
+
+FP32, INT8 = DEFAULT_DIR / "fer_default.json", DEFAULT_DIR / "fer_default_int8.json"
+MARGIN = 0.015
+MAX_PACKAGE_BYTES = 20 * 1024 * 1024
+
+
+def _require_trained() -> None:
+    if not FP32.is_file() or not INT8.is_file():
+        pytest.skip(f"the default packages are not in {DEFAULT_DIR}")
+    if not load_package(FP32, verify=False).sidecar.metrics:
+        pytest.skip("the default package is untrained (its sidecar records no measured metrics)")
+
+
+def test_shipped_packages_match_their_sidecars() -> None:
+    _require_trained()
+    for path, precision in ((FP32, "fp32"), (INT8, "int8")):
+        package = load_package(path)  # raises ChecksumMismatchError when the file is not the one described
+        side = package.sidecar
+        assert (side.format, side.precision, side.model_id, side.variant) == ("onnx", precision, "simam_resnet", "edge")
+        assert package.model_path.stat().st_size <= MAX_PACKAGE_BYTES
+        assert "ferplus/val" in side.metrics and side.training.get("model_id", "simam_resnet") == "simam_resnet"
+
+
+@pytest.fixture(scope="module")
+def valid_predictions(ferplus_dir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    _require_trained()
+    fp32, _ = load_engine(FP32, backend="onnxruntime")
+    int8, _ = load_engine(INT8, backend="onnxruntime")
+    faces, labels = labelled_faces(ferplus_dir / "FER2013Valid", fp32.input_spec, len(fp32.classes))
+    return labels, fp32.infer(faces).argmax(1), int8.infer(faces).argmax(1)
+
+
+def test_accuracy_on_ferplus_valid_is_above_the_floor(valid_predictions) -> None:  # type: ignore[no-untyped-def]
+    labels, pred32, pred8 = valid_predictions
+    for path, pred in ((FP32, pred32), (INT8, pred8)):
+        recorded = load_package(path, verify=False).sidecar.metrics["ferplus/val"]
+        accuracy = float((pred == labels).mean())
+        assert len(labels) == recorded["num_images"]
+        assert accuracy >= recorded["accuracy"] - MARGIN, f"{path.name}: {accuracy:.4f} on {len(labels)} faces"
+
+
+def test_int8_agrees_with_fp32(valid_predictions) -> None:  # type: ignore[no-untyped-def]
+    labels, pred32, pred8 = valid_predictions
+    agreement = float((pred32 == pred8).mean())
+    assert agreement >= 0.97, f"INT8 and FP32 agree on {agreement:.4f} of {len(labels)} FER+ valid faces"
+    assert float((pred8 == labels).mean()) >= float((pred32 == labels).mean()) - 0.01
