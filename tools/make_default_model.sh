@@ -13,7 +13,7 @@ OUT=fer_edge/data/models
 fer-edge train --model simam_resnet --variant edge --data "$FERPLUS" --in-size 48 --epochs 30 \
   --batch-size 64 --recipe fast --soft-labels --amp bf16 --threads 2 --seed 0 --out "$RUN" --resume
 fer-edge build --model "$RUN/best.pt" --target onnxruntime --fp16-weights -o "$OUT/fer_default.onnx"
-fer-edge build --model "$OUT/fer_default.json" --int8 --target onnxruntime --calib calibration/fer_default.json \
+fer-edge build --model "$RUN/best.pt" --int8 --target onnxruntime --calib calibration/fer_default.json \
   --method entropy -o "$OUT/fer_default_int8.onnx"
 for package in fer_default fer_default_int8; do
   fer-edge eval --model "$OUT/$package.json" --data "$FERPLUS" --split val --backend onnxruntime \
