@@ -72,3 +72,22 @@ def test_bad_method_and_empty_set_are_refused(quantized) -> None:
         quantize_int8(result.portable, calib, method="kl")
     with pytest.raises(ExportError, match="empty"):
         quantize_int8(result.portable, calib[:0])
+
+
+def test_onnxruntime_flavour_uses_uint8_activations_on_convolutions_only(quantized) -> None:
+    result, calib, tensorrt_form = quantized
+    ort_form = quantize_int8(result.portable, calib, method="minmax", sites=result.sites, target="onnxruntime").model
+    init = {i.name: numpy_helper.to_array(i) for i in ort_form.graph.initializer}
+    activation_zero_points = [init[n.input[2]] for n in ort_form.graph.node
+                              if n.op_type == "QuantizeLinear" and n.input[0] not in init]
+    assert activation_zero_points and all(z.dtype == np.uint8 for z in activation_zero_points)
+    weight_zero_points = [init[n.input[2]] for n in ort_form.graph.node
+                          if n.op_type == "DequantizeLinear" and n.input[0] in init and init[n.input[0]].ndim == 4]
+    assert weight_zero_points and all(z.dtype == np.int8 and not z.any() for z in weight_zero_points)
+
+    def count(model, op: str) -> int:  # type: ignore[no-untyped-def]
+        return sum(n.op_type == op for n in model.graph.node)
+
+    assert count(ort_form, "QuantizeLinear") < count(tensorrt_form.model, "QuantizeLinear")  # element-wise ops stay float
+    with pytest.raises(ExportError, match="unknown INT8 target"):
+        quantize_int8(result.portable, calib, target="openvino")

@@ -80,7 +80,7 @@ def zoo_package(model_id: str, variant: str = "edge", in_size: tuple[int, int] |
 
         tensors, origin = parity_faces(spec, CALIBRATION_FACES)
         graph = quantize_int8(graph, tensors, None, CALIBRATION_METHOD, exported.sites,
-                              keep_regions_float=False).model
+                              keep_regions_float=False, target="onnxruntime").model
         calibration = {"method": CALIBRATION_METHOD, "num_images": len(tensors), "source": origin,
                        "regions_float": False, "purpose": "benchmark"}
     sidecar = Sidecar(model_id=model_id, variant=variant, classes=classes_for(7), input=spec, format="onnx",

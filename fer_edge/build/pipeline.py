@@ -190,18 +190,19 @@ def build(model: str, precision: str = "fp32", target: str | None = None, out: s
         calibration_record = None
         final = portable
         if precision == "int8":
-            from fer_edge.build.quantize import quantize_int8
+            from fer_edge.build.quantize import FLAVOURS, quantize_int8
 
             cset = _step(say, "3", "calibration set", lambda: calibration_set(opts.get("calib"), source, calib_size, say))
             labels = cset.labels if (cset.labels >= 0).all() else None
             quant = _step(say, "4", f"INT8 Q/DQ ({method})", lambda: quantize_int8(
-                portable, cset.tensors, labels, method, exported.sites if exported else ()))
+                portable, cset.tensors, labels, method, exported.sites if exported else (), target=target))
             say(f"      top-1 agreement with FP32 on calibration faces: {quant.agreement}; "
                 f"plugin regions kept float: {quant.excluded_regions}")
             final = quant.model
             calibration_record = {"manifest_sha256": cset.manifest_sha256, "method": method,
                                   "num_images": len(cset.tensors), "source": cset.manifest["source"],
-                                  "regions_float": quant.excluded_regions, "agreement": quant.agreement}
+                                  "regions_float": quant.excluded_regions, "agreement": quant.agreement,
+                                  "activations": FLAVOURS[target]["activation"]}
         training = dict(source.training or {})
         if fp16_weights:
             from fer_edge.build.export import FP16_WEIGHTS_RTOL, store_weights_fp16

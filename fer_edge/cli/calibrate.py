@@ -23,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from fer_edge.build import calibration
-    from fer_edge.build.pipeline import calibration_set, load_source
+    from fer_edge.build.pipeline import calibration_set, default_target, load_source
     from fer_edge.build.quantize import predict, quantize_int8
 
     source = load_source(args.model)
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         portable, sites = source.onnx_model, []
     labels = cset.labels if (cset.labels >= 0).all() else None
-    quant = quantize_int8(portable, cset.tensors, labels, args.method, sites)
+    quant = quantize_int8(portable, cset.tensors, labels, args.method, sites, target=default_target())
     faces, truth = calibration.labelled_faces(Path(args.eval), source.spec, len(source.classes), args.limit)
     fp32 = float((predict(portable, faces).argmax(1) == truth).mean())
     int8 = float((predict(quant.model, faces).argmax(1) == truth).mean())
