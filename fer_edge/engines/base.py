@@ -8,6 +8,8 @@ never names a backend's SDK.
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import warnings
 from abc import ABC, abstractmethod
 from typing import ClassVar
@@ -61,16 +63,20 @@ class BackendManager(ABC):
 
     name: ClassVar[str]
     formats: ClassVar[tuple[str, ...]]  # sidecar ``format`` values this backend loads
+    module: ClassVar[str]  # the framework's top-level Python module
 
     @classmethod
-    @abstractmethod
     def is_available(cls) -> bool:
-        """True when the framework imports (cheap enough to call per Recognizer)."""
+        """True when the framework is installed (found without importing it, so the check is cheap);
+        backends that also need a device override this."""
+        return importlib.util.find_spec(cls.module) is not None
 
     @classmethod
-    @abstractmethod
     def version(cls) -> str | None:
         """The framework's version, or None when it is not installed."""
+        if not cls.is_available():
+            return None
+        return str(importlib.import_module(cls.module).__version__)
 
     @classmethod
     @abstractmethod

@@ -7,7 +7,6 @@ count is always set explicitly: several sessions each grabbing every core oversu
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from typing import Any
 
@@ -92,19 +91,7 @@ class OnnxRuntimeEngine(Engine):
 class OnnxRuntimeManager(BackendManager):
     name = "onnxruntime"
     formats = ("onnx",)
-
-    @classmethod
-    def is_available(cls) -> bool:
-        """Installed (found without importing it, so the check stays cheap)."""
-        return importlib.util.find_spec("onnxruntime") is not None
-
-    @classmethod
-    def version(cls) -> str | None:
-        if not cls.is_available():
-            return None
-        import onnxruntime
-
-        return str(onnxruntime.__version__)
+    module = "onnxruntime"
 
     @classmethod
     def providers(cls) -> list[str]:

@@ -223,6 +223,7 @@ class TensorRTEngine(Engine):
 class TensorRTManager(BackendManager):
     name = "tensorrt"
     formats = ("tensorrt",)
+    module = "tensorrt"
 
     @classmethod
     def is_available(cls) -> bool:

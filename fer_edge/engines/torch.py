@@ -6,7 +6,6 @@ and torch is imported only when this backend loads, so the runtime never needs i
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 from typing import Any
@@ -56,19 +55,7 @@ def _sidecar_from_meta(path: Path, meta: dict[str, Any]) -> Sidecar:
 class TorchManager(BackendManager):
     name = "torch"
     formats = ("torch",)
-
-    @classmethod
-    def is_available(cls) -> bool:
-        """Installed (found without importing it, so the check stays cheap)."""
-        return importlib.util.find_spec("torch") is not None
-
-    @classmethod
-    def version(cls) -> str | None:
-        if not cls.is_available():
-            return None
-        import torch
-
-        return str(torch.__version__)
+    module = "torch"
 
     @classmethod
     def _require(cls) -> None:
