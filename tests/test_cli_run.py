@@ -12,7 +12,6 @@ from skimage import data
 from tiny_package import make_package
 
 from fer_edge.cli import main
-from fer_edge.engines.resolve import DEFAULT_DIR
 from fer_edge.recognizer import RESULT_SCHEMA
 
 
@@ -84,10 +83,12 @@ def test_run_bad_paths_exit_1_with_a_message(model: str, tmp_path: Path, capsys:
     assert words in capsys.readouterr().err
 
 
-def test_run_default_model_missing_says_so(astronaut: np.ndarray, tmp_path: Path,
+def test_run_default_model_missing_says_so(astronaut: np.ndarray, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                            capsys: pytest.CaptureFixture[str]) -> None:
-    if (DEFAULT_DIR / "fer_default.json").is_file():
-        pytest.skip("the default package exists now")
+    """A broken install (embedded package removed) is a clear error, not a crash."""
+    from fer_edge.engines import resolve
+
+    monkeypatch.setattr(resolve, "DEFAULT_DIR", tmp_path / "no_models")
     image = tmp_path / "a.png"
     cv2.imwrite(str(image), astronaut)
     assert main(["run", str(image), "--quiet"]) == 1
