@@ -1,8 +1,8 @@
 """The ``fer-edge`` command: a thin dispatcher over subcommand modules.
 
-Each subcommand lives in its own module exposing ``HELP`` (one line), ``add_arguments(parser)``
-and ``run(args) -> int``; modules are imported only when their subcommand runs, so
-``fer-edge run`` never imports torch.
+Each subcommand lives in its own module exposing ``add_arguments(parser)`` and ``run(args) -> int``
+(its one-line help is in :data:`COMMANDS`); modules are imported only when their subcommand runs,
+so ``fer-edge run`` never imports torch.
 """
 
 from __future__ import annotations

@@ -12,8 +12,6 @@ import sys
 
 from fer_edge.engines.resolve import BACKEND_NAMES
 
-HELP = "benchmark a model (latency, faces/s, memory, load time) or the whole pipeline"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, metavar="ID|PACKAGE",

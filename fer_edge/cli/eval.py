@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 
-HELP = "evaluate a checkpoint, ONNX/INT8 package or engine on a labelled dataset"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="model id, .pt checkpoint, or package (.onnx/.engine/.json)")

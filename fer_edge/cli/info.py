@@ -16,8 +16,6 @@ from fer_edge._version import __version__
 from fer_edge.errors import FerEdgeError
 from fer_edge.package import load_package
 
-HELP = "show versions (SDK, ONNX Runtime, OpenCV, TensorRT, CUDA, GPU, plugins) and the model packages found"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")

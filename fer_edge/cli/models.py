@@ -10,8 +10,6 @@ import argparse
 import json
 from typing import Any
 
-HELP = "list the model zoo with measured parameters and FLOPs"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--variant", choices=("paper", "edge"), help="only this size (default: both)")

@@ -23,8 +23,6 @@ from fer_edge.recognizer import FrameResult, Recognizer
 from fer_edge.recognizer.draw import annotate
 from fer_edge.recognizer.sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES, read_image
 
-HELP = "recognise expressions in images, a folder, a video or a camera"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", help="image, folder of images, video file, or camera index (e.g. 0)")

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "train a zoo model on FER+, RAF-DB, FER2013, AffectNet or class-per-folder data"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="model id (see `fer-edge models`)")

@@ -41,8 +41,7 @@ class TorchEngine(Engine):
 def _sidecar_from_meta(path: Path, meta: dict[str, Any]) -> Sidecar:
     """An in-memory sidecar for a bare checkpoint, from the metadata every checkpoint carries."""
     try:
-        spec = meta["input_spec"]  # load_checkpoint gives an InputSpec; a raw checkpoint dict a plain dict
-        spec = spec if isinstance(spec, InputSpec) else InputSpec.from_dict(spec)
+        spec: InputSpec = meta["input_spec"]  # load_checkpoint has already parsed it
         return Sidecar(model_id=str(meta["model_id"]), variant=str(meta["variant"]), classes=tuple(meta["classes"]),
                        input=spec, format="torch", file=path.name,
                        sha256=sha256_file(path), metrics=dict(meta.get("metrics") or {}),
