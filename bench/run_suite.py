@@ -25,7 +25,7 @@ from typing import Any
 
 from fer_edge.bench import machine_info
 from fer_edge.bench.zoo import zoo_package
-from fer_edge.build.recipes import list_recipes
+from fer_edge.builder.recipes import list_recipes
 from fer_edge.fileio import atomic_write, write_json_atomic
 
 HERE = Path(__file__).resolve().parent

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fer_edge.build.pipeline import build, resolve_options
-from fer_edge.build.quantize import predict
+from fer_edge.builder.pipeline import build, resolve_options
+from fer_edge.builder.quantize import predict
 from fer_edge.cli import main
 from fer_edge.package import load_package
 

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from fer_edge.build import calibration
+from fer_edge.builder import calibration
 from fer_edge.errors import DatasetError
 from fer_edge.package import InputSpec
 from fer_edge.vision.preprocess import preprocess

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fer_edge.build.calibration import labelled_faces
+from fer_edge.builder.calibration import labelled_faces
 from fer_edge.engines.resolve import DEFAULT_DIR, load_engine
 from fer_edge.package import load_package
 

@@ -144,14 +144,14 @@ def test_onnxruntime_devices() -> None:
 @pytest.fixture(scope="module")
 def zoo_packages(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     """A small zoo model saved as a checkpoint, exported to ONNX and quantized to INT8 by the build code."""
-    for module in ("torch", "fer_edge.models", "fer_edge.training.checkpoint", "fer_edge.build.export",
-                   "fer_edge.build.quantize"):
+    for module in ("torch", "fer_edge.models", "fer_edge.training.checkpoint", "fer_edge.builder.export",
+                   "fer_edge.builder.quantize"):
         if importlib.util.find_spec(module) is None:
             pytest.skip(f"{module} is not importable here")
     import torch
 
-    from fer_edge.build.export import export_model
-    from fer_edge.build.quantize import quantize_int8
+    from fer_edge.builder.export import export_model
+    from fer_edge.builder.quantize import quantize_int8
     from fer_edge.fileio import atomic_path
     from fer_edge.models import create_model
     from fer_edge.package import BatchRange, write_package
@@ -251,7 +251,7 @@ def test_tensorrt_engine_runs_a_package(tmp_path: Path) -> None:
     if not TensorRTManager.is_available():
         pytest.skip("needs TensorRT, cuda-python and an NVIDIA GPU (none here); the TensorRT engine is "
                     "type-checked instead (test_tensorrt_engine_type_checks)")
-    from fer_edge.build.pipeline import build
+    from fer_edge.builder.pipeline import build
 
     pkg = load_package(build(str(make_package(tmp_path).model_path), target="tensorrt", out=str(tmp_path / "t.engine")))
     engine = TensorRTManager.load(pkg)

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from fer_edge.build.calibration import parity_faces
-from fer_edge.build.export import _scope_of, export_model
-from fer_edge.build.quantize import predict
-from fer_edge.build.recipes import list_recipes, load_recipe
+from fer_edge.builder.calibration import parity_faces
+from fer_edge.builder.export import _scope_of, export_model
+from fer_edge.builder.quantize import predict
+from fer_edge.builder.recipes import list_recipes, load_recipe
 from fer_edge.errors import ExportError, ModelNotFoundError
 from fer_edge.models import create_model, list_models
 from fer_edge.package import BatchRange, InputSpec
@@ -82,7 +82,7 @@ def test_parity_failure_is_an_export_error() -> None:
 
 
 def test_fp16_weight_storage_halves_the_file_and_keeps_fp32_compute(exported) -> None:
-    from fer_edge.build.export import FP16_WEIGHTS_RTOL, store_weights_fp16
+    from fer_edge.builder.export import FP16_WEIGHTS_RTOL, store_weights_fp16
 
     _, _, faces, result = exported
     stored, err = store_weights_fp16(result.portable, faces)

@@ -20,7 +20,7 @@ trt = pytest.importorskip("tensorrt", reason="TensorRT's Python package is not i
 onnx = pytest.importorskip("onnx")
 helper, TensorProto = onnx.helper, onnx.TensorProto
 
-from fer_edge.build.tensorrt_builder import load_plugin_library
+from fer_edge.builder.tensorrt_builder import load_plugin_library
 from fer_edge.engines.tensorrt import _check, _cudart
 from fer_edge.errors import BackendUnavailableError
 from fer_edge.plugins import cc_attention_reference, plugin_library_path, simam_reference

@@ -9,10 +9,10 @@ import pytest
 import torch
 from onnx import numpy_helper
 
-from fer_edge.build import calibration
-from fer_edge.build.export import export_model
-from fer_edge.build.quantize import predict, quantize_int8
-from fer_edge.build.surgery import region_nodes
+from fer_edge.builder import calibration
+from fer_edge.builder.export import export_model
+from fer_edge.builder.quantize import predict, quantize_int8
+from fer_edge.builder.surgery import region_nodes
 from fer_edge.errors import ExportError
 from fer_edge.models import create_model
 from fer_edge.package import BatchRange, InputSpec

@@ -8,10 +8,10 @@ import onnx
 import pytest
 import torch
 
-from fer_edge.build.calibration import parity_faces
-from fer_edge.build.export import export_model
-from fer_edge.build.recipes import load_recipe
-from fer_edge.build.surgery import PLUGIN_INPUTS, plugin_nodes, region_nodes
+from fer_edge.builder.calibration import parity_faces
+from fer_edge.builder.export import export_model
+from fer_edge.builder.recipes import load_recipe
+from fer_edge.builder.surgery import PLUGIN_INPUTS, plugin_nodes, region_nodes
 from fer_edge.models import create_model, list_models
 from fer_edge.package import BatchRange, InputSpec
 

@@ -16,7 +16,7 @@ if importlib.util.find_spec("tensorrt") is None:
 
 @pytest.fixture(scope="module")
 def gpu() -> dict:
-    from fer_edge.build.tensorrt_builder import device_info
+    from fer_edge.builder.tensorrt_builder import device_info
     from fer_edge.errors import BackendUnavailableError
 
     try:
@@ -31,7 +31,7 @@ def test_engine_package_builds_and_records_the_gpu(gpu: dict, ferplus_dir: Path,
                                                    precision: str) -> None:
     import tensorrt as trt
 
-    from fer_edge.build.pipeline import build
+    from fer_edge.builder.pipeline import build
     from fer_edge.package import load_package
     from fer_edge.trt_compat import api_for
 

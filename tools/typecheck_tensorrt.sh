@@ -36,7 +36,7 @@ for path in Path(sys.argv[1]).rglob("*.pyi"):
                 + ("->" + line.split("->", 1)[1] if "->" in line else "")
     path.write_text("\n".join(lines) + "\n")
 PY
-FILES=("$ROOT/fer_edge/build/tensorrt_builder.py" "$ROOT/fer_edge/trt_compat.py")
+FILES=("$ROOT/fer_edge/builder/tensorrt_builder.py" "$ROOT/fer_edge/trt_compat.py")
 [ -f "$ROOT/fer_edge/engines/tensorrt.py" ] && FILES+=("$ROOT/fer_edge/engines/tensorrt.py")
 FILES+=("$@")  # extra files to check, e.g. a deliberately wrong one to prove the check bites
 cat > "$WORK/mypy.ini" <<INI

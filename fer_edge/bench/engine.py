@@ -104,7 +104,7 @@ def bench_engine(engine: Engine, batches: Sequence[int] = DEFAULT_BATCHES, warmu
 
 def is_zoo_id(model: str) -> bool:
     """True for a zoo model id (one with an export recipe) that is not also a path here."""
-    from fer_edge.build.recipes import list_recipes
+    from fer_edge.builder.recipes import list_recipes
 
     return model in list_recipes() and not os.path.exists(model)
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from fer_edge.build.recipes import load_recipe
+from fer_edge.builder.recipes import load_recipe
 from fer_edge.constants import classes_for
 from fer_edge.engines.base import Engine
 from fer_edge.engines.resolve import cache_dir
@@ -67,8 +67,8 @@ def zoo_package(model_id: str, variant: str = "edge", in_size: tuple[int, int] |
         log(f"building {path.name} (untrained zoo weights: speed does not depend on them)")
     import onnx
 
-    from fer_edge.build.calibration import parity_faces
-    from fer_edge.build.export import export_model
+    from fer_edge.builder.calibration import parity_faces
+    from fer_edge.builder.export import export_model
 
     recipe = load_recipe(model_id)
     model, spec = _zoo_model(model_id, variant, (height, width))
@@ -76,7 +76,7 @@ def zoo_package(model_id: str, variant: str = "edge", in_size: tuple[int, int] |
     exported = export_model(model, spec, recipe.batch, recipe.opset, faces, origin, recipe.parity_atol)
     graph, calibration = exported.portable, None
     if precision == "int8":
-        from fer_edge.build.quantize import quantize_int8
+        from fer_edge.builder.quantize import quantize_int8
 
         tensors, origin = parity_faces(spec, CALIBRATION_FACES)
         graph = quantize_int8(graph, tensors, None, CALIBRATION_METHOD, exported.sites,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from fer_edge.build.calibration import DEFAULT_SIZE
-from fer_edge.build.quantize import METHODS
+from fer_edge.builder.calibration import DEFAULT_SIZE
+from fer_edge.builder.quantize import METHODS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fer_edge.build.pipeline import build
+    from fer_edge.builder.pipeline import build
 
     build(args.model, args.precision, args.target, args.out, args.calib, args.calib_size, args.method, args.batch,
           args.workspace, args.dla, args.timing_cache, args.fp16_weights)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from fer_edge.build.calibration import DEFAULT_SIZE
-from fer_edge.build.quantize import METHODS
+from fer_edge.builder.calibration import DEFAULT_SIZE
+from fer_edge.builder.quantize import METHODS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,9 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from fer_edge.build import calibration
-    from fer_edge.build.pipeline import calibration_set, default_target, load_source
-    from fer_edge.build.quantize import predict, quantize_int8
+    from fer_edge.builder import calibration
+    from fer_edge.builder.pipeline import calibration_set, default_target, load_source
+    from fer_edge.builder.quantize import predict, quantize_int8
 
     source = load_source(args.model)
     cset = calibration_set(args.calib, source, args.size, print)
@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     if args.eval is None:
         return 0
     if source.onnx_model is None:
-        from fer_edge.build.export import export_model
+        from fer_edge.builder.export import export_model
 
         faces, origin = calibration.parity_faces(source.spec)
         exported = export_model(source.torch_model, source.spec, source.recipe.batch, source.recipe.opset, faces, origin)

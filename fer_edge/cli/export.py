@@ -16,9 +16,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import onnx
 
-    from fer_edge.build.calibration import parity_faces
-    from fer_edge.build.export import export_model
-    from fer_edge.build.pipeline import load_source
+    from fer_edge.builder.calibration import parity_faces
+    from fer_edge.builder.export import export_model
+    from fer_edge.builder.pipeline import load_source
     from fer_edge.errors import ExportError
     from fer_edge.fileio import atomic_path
     from fer_edge.package import BatchRange

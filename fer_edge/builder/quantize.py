@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from fer_edge.build.surgery import PluginSite, region_nodes
+from fer_edge.builder.surgery import PluginSite, region_nodes
 from fer_edge.errors import ExportError
 
 METHODS = ("entropy", "percentile", "minmax")

@@ -1,6 +1,6 @@
 """Graph surgery with onnx-graphsurgeon: the plugin form of an exported graph.
 
-Each plugin region arrives as an ONNX local-function call (see :mod:`fer_edge.build.export`);
+Each plugin region arrives as an ONNX local-function call (see :mod:`fer_edge.builder.export`);
 it becomes one node named after the TensorRT plugin (``SimAM_TRT``, ``CCAttention_TRT``) in
 domain ``fer_edge`` with ``plugin_version`` "1", ``plugin_namespace`` "" and the module's
 ``plugin_attrs()``. TensorRT's ONNX parser maps an unknown op_type to the plugin of that name and

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fer_edge.build import calibration as calib
-from fer_edge.build.recipes import Recipe, load_recipe
+from fer_edge.builder import calibration as calib
+from fer_edge.builder.recipes import Recipe, load_recipe
 from fer_edge.constants import classes_for
 from fer_edge.errors import BackendUnavailableError, ExportError, ModelNotFoundError
 from fer_edge.fileio import atomic_path
@@ -179,7 +179,7 @@ def build(model: str, precision: str = "fp32", target: str | None = None, out: s
         exported = None
         portable = source.onnx_model
         if source.torch_model is not None:
-            from fer_edge.build.export import export_model
+            from fer_edge.builder.export import export_model
 
             faces, origin = calib.parity_faces(source.spec)
             exported = _step(say, "2", f"export ONNX opset {source.recipe.opset}", lambda: export_model(
@@ -190,7 +190,7 @@ def build(model: str, precision: str = "fp32", target: str | None = None, out: s
         calibration_record = None
         final = portable
         if precision == "int8":
-            from fer_edge.build.quantize import FLAVOURS, quantize_int8
+            from fer_edge.builder.quantize import FLAVOURS, quantize_int8
 
             cset = _step(say, "3", "calibration set", lambda: calibration_set(opts.get("calib"), source, calib_size, say))
             labels = cset.labels if (cset.labels >= 0).all() else None
@@ -205,7 +205,7 @@ def build(model: str, precision: str = "fp32", target: str | None = None, out: s
                                   "activations": FLAVOURS[target]["activation"]}
         training = dict(source.training or {})
         if fp16_weights:
-            from fer_edge.build.export import FP16_WEIGHTS_RTOL, store_weights_fp16
+            from fer_edge.builder.export import FP16_WEIGHTS_RTOL, store_weights_fp16
 
             faces, origin = calib.parity_faces(source.spec)
             final, err = _step(say, "4", "store weights as float16", lambda: store_weights_fp16(final, faces))
@@ -228,7 +228,7 @@ def build(model: str, precision: str = "fp32", target: str | None = None, out: s
 def default_target() -> str:
     """TensorRT where it imports and a GPU answers, else ONNX Runtime."""
     try:
-        from fer_edge.build.tensorrt_builder import device_info
+        from fer_edge.builder.tensorrt_builder import device_info
         from fer_edge.trt_compat import installed_version
 
         installed_version()
@@ -254,7 +254,7 @@ def _tensorrt_package(model: Any, exported: Any, out_path: Path, sidecar: Sideca
                       precision: str) -> ModelPackage:
     import onnx
 
-    from fer_edge.build.tensorrt_builder import EngineOptions, build_engine
+    from fer_edge.builder.tensorrt_builder import EngineOptions, build_engine
 
     plugin_library = None
     if exported is not None and exported.plugin is not None and precision != "int8":

@@ -5,7 +5,7 @@ needs ``onnxscript``, which this SDK does not depend on) with every plugin-seam 
 (``plugin_op``, docs/DEV_CONTRACTS.md) exported as an ONNX local function. That graph, simplified,
 is the *functional* graph: it runs on ONNX Runtime as is and its function-call nodes mark exactly
 the SimAM / CC Attention regions. The *portable* form inlines the functions; the *plugin* form
-replaces each call by its TensorRT plugin node (:mod:`fer_edge.build.surgery`). Both are
+replaces each call by its TensorRT plugin node (:mod:`fer_edge.builder.surgery`). Both are
 checked with ``onnx.checker``; the portable form is compared with PyTorch on real faces.
 """
 
@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from fer_edge.build.surgery import PluginSite, prune_opsets, to_plugin_form
+from fer_edge.builder.surgery import PluginSite, prune_opsets, to_plugin_form
 from fer_edge.errors import ExportError
 from fer_edge.package import BatchRange, InputSpec
 
@@ -161,7 +161,7 @@ def export_model(model: Any, spec: InputSpec, batch: BatchRange, opset: int = 17
     """Export ``model`` (a zoo ``nn.Module``) to the portable and, where it has plugin seams, plugin form.
 
     ``faces`` is a preprocessed NCHW float32 batch (real faces where available, see
-    :func:`fer_edge.build.calibration.parity_faces`); the portable graph must match PyTorch on it
+    :func:`fer_edge.builder.calibration.parity_faces`); the portable graph must match PyTorch on it
     within ``parity_atol`` (max-abs, relative to the logits' magnitude when that exceeds 1),
     else :class:`ExportError`.
     """

@@ -1,1 +1,0 @@
-"""fer_edge.build"""
