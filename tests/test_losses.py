@@ -66,16 +66,17 @@ def test_region_independence_pull_and_push() -> None:
 
 
 def test_focal_loss_by_hand() -> None:
-    logits = torch.tensor([[0.0, 2.0, -1.0]])
-    target = torch.tensor([[1.0, 1.0, 0.0]])
+    """Eq. 7 of seeds/003: summed over the attributes, averaged over the batch (not over both)."""
+    logits = torch.tensor([[0.0, 2.0, -1.0], [0.0, 2.0, -1.0]])
+    target = torch.tensor([[1.0, 1.0, 0.0], [1.0, 1.0, 0.0]])
     bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
-    torch.testing.assert_close(FocalLoss(gamma=0.0)(logits, target), bce.mean())
+    torch.testing.assert_close(FocalLoss(gamma=0.0)(logits, target), bce.sum(1).mean())
     p_t = torch.tensor([0.5, torch.sigmoid(torch.tensor(2.0)).item(), 1 - torch.sigmoid(torch.tensor(-1.0)).item()])
-    expected = ((1 - p_t) ** 2 * -torch.log(p_t)).mean()
+    expected = ((1 - p_t) ** 2 * -torch.log(p_t)).sum()
     torch.testing.assert_close(FocalLoss()(logits, target), expected)
-    assert FocalLoss()(logits, target) < bce.mean()  # easy attributes are down-weighted
+    assert FocalLoss()(logits, target) < bce.sum(1).mean()  # easy attributes are down-weighted
     alpha = FocalLoss(alpha=0.25)(logits, target)
-    torch.testing.assert_close(alpha, (((1 - p_t) ** 2 * -torch.log(p_t)) * torch.tensor([0.25, 0.25, 0.75])).mean())
+    torch.testing.assert_close(alpha, (((1 - p_t) ** 2 * -torch.log(p_t)) * torch.tensor([0.25, 0.25, 0.75])).sum())
 
 
 def test_joint_loss_sums_the_quadrant_losses() -> None:

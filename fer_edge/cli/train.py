@@ -10,6 +10,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--variant", default="edge", choices=["edge", "paper"])
     parser.add_argument("--data", required=True, help="dataset root, split folder or csv")
     parser.add_argument("--val-data", help="validation data (default: the validation split beside --data)")
+    parser.add_argument("--holdout", type=float, default=0.0,
+                        help="choose checkpoints on this fraction held out of the training split (e.g. 0.1), "
+                             "keeping the validation split for final numbers only")
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, help="peak learning rate (default: the recipe's)")
@@ -39,7 +42,8 @@ def run(args: argparse.Namespace) -> int:
                       num_classes=args.num_classes, recipe=args.recipe, soft_labels=args.soft_labels,
                       balanced=args.balanced, out=args.out, resume=args.resume, seed=args.seed,
                       threads=args.threads, workers=args.workers, amp=args.amp, limit=args.limit,
-                      stop_after=args.stop_after, progress=not args.no_progress)
+                      stop_after=args.stop_after, progress=not args.no_progress,
+                      holdout=args.holdout)
     train(cfg)
     print(f"checkpoints in {args.out}: best.pt (best validation accuracy), last.pt (resume with --resume)")
     print(f"next: fer-edge eval --model {args.out}/best.pt --data {args.val_data or args.data}")

@@ -3,7 +3,7 @@
 Top-down: stochastic depth, the ConvNeXt block and stage, the model, the registered constructor.
 seeds/003: a ConvNeXt backbone (the authors' code: ConvNeXt-Base, depths 3-3-27-3, dims
 128-1024, drop-path 0.25) with CC Attention once after the last stage (section 2.2), then global
-average pool -> LayerNorm -> Linear; the pooled vector feeds the center loss (FER loss
+average pool -> LayerNorm -> Linear; the pooled vector (before that LayerNorm) feeds the center loss (FER loss
 CE + 0.01 * center). The facial-attribute task (FAE) adds 40 CelebA attribute logits trained
 with focal loss. ``edge`` is ConvNeXt-Femto-sized (dims 48-384, depths 2-2-6-2).
 All norms are the FP16-safe :class:`LayerNorm2d` (ConvNeXt's own overflows in FP16 engines).
@@ -55,14 +55,40 @@ class ConvNeXtBlock(nn.Module):
         return x + self.drop_path(self.gamma * self.pw2(self.act(self.pw1(self.norm(self.dwconv(x))))))
 
 
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Zero-pad NCHW on the bottom/right to a multiple of ``multiple``.
+
+    Why: a ``k x k``, stride-``k`` conv on a size that ``k`` does not divide silently drops the
+    last rows/columns (at 112 px the 7x7 map of stage 3 loses a row and a column before stage 4,
+    so the bottom/right 16 input pixels barely reach the logits). Shapes are static in the
+    exported graph, so this exports as one constant ``Pad``.
+    """
+    pad_h, pad_w = -x.shape[2] % multiple, -x.shape[3] % multiple
+    return nn.functional.pad(x, (0, pad_w, 0, pad_h)) if pad_h or pad_w else x
+
+
+class PatchDownsample(nn.Module):
+    """ConvNeXt's downsampler: LN, then a ``k x k`` stride-``k`` conv over a map padded to a multiple of ``k``."""
+
+    def __init__(self, in_chs: int, out_chs: int, factor: int, norm_first: bool) -> None:
+        super().__init__()
+        self.norm_first = norm_first
+        self.norm = LayerNorm2d(in_chs if norm_first else out_chs)
+        self.conv = nn.Conv2d(in_chs, out_chs, factor, stride=factor)
+        self.factor = factor
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.norm_first:
+            return self.conv(pad_to_multiple(self.norm(x), self.factor))
+        return self.norm(self.conv(pad_to_multiple(x, self.factor)))
+
+
 class ConvNeXtStage(nn.Module):
     """A ConvNeXt stage (seeds/003, backbone): LN + 2x2 stride-2 downsampling (except stage 1), then blocks."""
 
     def __init__(self, in_chs: int, out_chs: int, depth: int, drop_paths: list[float], downsample: bool) -> None:
         super().__init__()
-        self.downsample = (
-            nn.Sequential(LayerNorm2d(in_chs), nn.Conv2d(in_chs, out_chs, 2, stride=2)) if downsample else nn.Identity()
-        )
+        self.downsample = PatchDownsample(in_chs, out_chs, 2, norm_first=True) if downsample else nn.Identity()
         self.blocks = nn.Sequential(*(ConvNeXtBlock(out_chs, drop_paths[i]) for i in range(depth)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -85,7 +111,7 @@ class FAER(ZooModel):
         drop_rate: float = 0.0,
     ) -> None:
         super().__init__(model_id, variant, num_classes, in_size)
-        self.stem = nn.Sequential(nn.Conv2d(3, dims[0], 4, stride=4), LayerNorm2d(dims[0]))
+        self.stem = PatchDownsample(3, dims[0], 4, norm_first=False)
         rates = torch.linspace(0, drop_path, sum(depths)).tolist()
         stages, chs, start = [], dims[0], 0
         for i, (depth, dim) in enumerate(zip(depths, dims)):
@@ -101,13 +127,14 @@ class FAER(ZooModel):
 
     def forward_outputs(self, x: torch.Tensor) -> dict[str, torch.Tensor | list[torch.Tensor]]:
         x = self.cc_attention(self.stages(self.stem(x)))
-        features = self.head_norm(safe_mean(x, (2, 3))).flatten(1)
+        pooled = safe_mean(x, (2, 3))
+        embedding = self.head_norm(pooled).flatten(1)
         out: dict[str, torch.Tensor | list[torch.Tensor]] = {
-            "logits": self.fc(self.drop(features)),
-            "features": features,
+            "logits": self.fc(self.drop(embedding)),
+            "features": pooled.flatten(1),  # the center loss acts before the head LayerNorm (authors' code)
         }
         if self.attribute_fc is not None:
-            out["attributes"] = self.attribute_fc(features)
+            out["attributes"] = self.attribute_fc(embedding)
         return out
 
 

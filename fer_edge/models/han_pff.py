@@ -15,7 +15,7 @@ from torch import nn
 
 from fer_edge.models._base import ZooModel
 from fer_edge.models._registry import register_model
-from fer_edge.models.layers.attention import ECA, LocalContextAttention
+from fer_edge.models.layers.attention import LocalContextAttention
 from fer_edge.models.layers.blocks import BasicBlock, conv_bn, make_stage
 from fer_edge.models.layers.norm import safe_mean
 
@@ -103,29 +103,48 @@ class AFFB(nn.Module):
         return w * a + (1 - w) * b
 
 
+class MultiScaleChannelAttention(nn.Module):
+    """MS-CAM of iterative attentional feature fusion (Dai et al. 2021): a channel weight in (0, 1).
+
+    ``w = sigmoid(L(x) + G(x))`` with a local (per-position) and a global (pooled) channel
+    context, each a bottleneck ``Conv1x1 -> BN -> ReLU -> Conv1x1 -> BN`` (reduction ``r``,
+    at least 8 hidden channels). Returns the weight itself, not the re-weighted map: IFFB mixes
+    two inputs with it.
+    """
+
+    def __init__(self, chs: int, reduction: int = 4) -> None:
+        super().__init__()
+        hidden = max(chs // reduction, 8)
+        self.local = nn.Sequential(conv_bn(chs, hidden, 1), conv_bn(hidden, chs, 1, act=False))
+        self.global_ctx = nn.Sequential(conv_bn(chs, hidden, 1), conv_bn(hidden, chs, 1, act=False))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.local(x) + self.global_ctx(safe_mean(x, (2, 3))))
+
+
 class IFFB(nn.Module):
     """Iterative feature fusion block (seeds/000, figure 4), for the small high-level maps.
 
-    Channel attention suits small maps: the fusion weight comes from :class:`ECA`-style channel
-    attention on ``a + b``, and is refined once more on the first fused result (two
-    iterations, as in iterative attentional feature fusion, Dai et al. 2021).
+    The summary gives no formula; this is iAFF (Dai et al. 2021), the iterative channel-attention
+    fusion it names: ``first = w1 * a + (1 - w1) * b`` with ``w1 = MS-CAM1(a + b)``, then the
+    weight is refined on that first fusion, ``out = w2 * a + (1 - w2) * b`` with
+    ``w2 = MS-CAM2(first)``. Channel attention suits small maps (few positions, many channels).
     """
 
     def __init__(self, chs: int) -> None:
         super().__init__()
         self.down = nn.Sequential(nn.Conv2d(chs, chs, 3, 2, 1, groups=chs, bias=False), nn.BatchNorm2d(chs))
-        self.attn1 = ECA(chs)
-        self.attn2 = ECA(chs)
+        self.attn1 = MultiScaleChannelAttention(chs)
+        self.attn2 = MultiScaleChannelAttention(chs)
 
     @staticmethod
-    def _fuse(attn: ECA, a: torch.Tensor, b: torch.Tensor, ctx: torch.Tensor) -> torch.Tensor:
-        w = torch.sigmoid(attn(ctx))
+    def _fuse(w: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return w * a + (1 - w) * b
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         a = self.down(a)
-        first = self._fuse(self.attn1, a, b, a + b)
-        return self._fuse(self.attn2, a, b, first)
+        first = self._fuse(self.attn1(a + b), a, b)
+        return self._fuse(self.attn2(first), a, b)
 
 
 class GEB(nn.Module):
@@ -156,9 +175,10 @@ class HANPFF(ZooModel):
     """ResNet stages -> DFEM -> HAM (AFFB, IFFB, IFFB, GFFB) -> shared + final classifiers.
 
     Progressive fusion: ``h1 = F1``, ``h2 = AFFB(h1, F2)``, ``h3 = IFFB(h2, F3)``,
-    ``h4 = IFFB(h3, F4)``; the pooled ``h1..h4`` go to the shared classifier (``level_logits``,
-    trained so every level is discriminative) and to GFFB, whose fused shallow+deep vector feeds
-    the final classifier used at inference (seeds/000, figure 1).
+    ``h4 = IFFB(h3, F4)``; the pooled ``h1..h4`` (``level_features``) go to the shared classifier
+    (``level_logits``: one classifier for every level, so it learns what all levels share; the
+    training objective supervises it) and to GFFB, whose fused shallow+deep vector feeds the final
+    classifier used at inference (seeds/000, figure 1).
     """
 
     def __init__(
@@ -184,6 +204,7 @@ class HANPFF(ZooModel):
         self.iffb4 = IFFB(fusion_chs)
         self.gffb = GFFB(fusion_chs, len(widths))
         self.num_features = fusion_chs
+        self.num_levels = len(widths)  # width of forward_train(x)["level_features"]
         self.drop = nn.Dropout(drop_rate)
         self.shared_classifier = nn.Linear(fusion_chs, num_classes)
         self.final_classifier = nn.Linear(fusion_chs, num_classes)
@@ -203,6 +224,7 @@ class HANPFF(ZooModel):
         return {
             "logits": self.final_classifier(self.drop(fused)),
             "features": fused,
+            "level_features": vectors,
             "level_logits": [self.shared_classifier(self.drop(v)) for v in vectors],
         }
 

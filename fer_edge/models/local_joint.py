@@ -41,15 +41,18 @@ class GlobalExtractor(nn.Module):
 
 
 class QuadrantSplit(nn.Module):
-    """Split NCHW into 4 non-overlapping quadrants (top-left, top-right, bottom-left, bottom-right).
+    """Split NCHW into 4 equal, non-overlapping quadrants (top-left, top-right, bottom-left, bottom-right).
 
     seeds/001: "this exactly distributes the eye and mouth regions ... in 4 sub-image blocks".
-    An odd-sized map is zero-padded on the bottom/right first so every input size works.
+    An odd-sized map (3x3 at 48 px, 7x7 at 112 px) is first resized bilinearly to the next even
+    size, so the four quadrants cover equal shares of the face (zero-padding would give the
+    bottom/right quadrants a row of nothing and the others none).
     """
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        if x.shape[2] % 2 or x.shape[3] % 2:
-            x = nn.functional.pad(x, (0, x.shape[3] % 2, 0, x.shape[2] % 2))
+        h, w = x.shape[2], x.shape[3]
+        if h % 2 or w % 2:
+            x = nn.functional.interpolate(x, size=(h + h % 2, w + w % 2), mode="bilinear", align_corners=False)
         h, w = x.shape[2] // 2, x.shape[3] // 2
         return [x[:, :, :h, :w], x[:, :, :h, w:], x[:, :, h:, :w], x[:, :, h:, w:]]
 
@@ -68,21 +71,24 @@ class DecisionFusion(nn.Module):
 
 
 class QuadrantBranch(nn.Module):
-    """One local branch: mixed attention -> 3x3 conv -> pooled vector -> its own classifier.
+    """One local branch: the rest of the trunk for its region, mixed attention, pooled vector, classifier.
 
-    The paper gives each region a mixed-attention path and a classifier but no further trunk;
-    a 3x3 conv + BN + ReLU learns region-specific features before pooling.
+    seeds/001 / MODELS.md: each quadrant goes through the rest of the ResNet-50 trunk (a
+    layer4-like bottleneck stage, its own weights per region) with a mixed attention and its own
+    classifier. ``stride`` is layer4's 2 in the paper size; the edge size keeps 1, its quadrants
+    being 2x2 at 48 px.
     """
 
-    def __init__(self, in_chs: int, chs: int, num_classes: int, drop_rate: float) -> None:
+    def __init__(self, in_chs: int, width: int, depth: int, stride: int, num_classes: int, drop_rate: float) -> None:
         super().__init__()
-        self.attn = MixedAttention(in_chs)
-        self.conv = conv_bn(in_chs, chs, 3)
+        self.trunk = make_stage(Bottleneck, in_chs, width, depth, stride)
+        out_chs = width * Bottleneck.expansion
+        self.attn = MixedAttention(out_chs)
         self.drop = nn.Dropout(drop_rate)
-        self.classifier = nn.Linear(chs, num_classes)
+        self.classifier = nn.Linear(out_chs, num_classes)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        v = safe_mean(self.conv(self.attn(x)), (2, 3)).flatten(1)
+        v = safe_mean(self.attn(self.trunk(x)), (2, 3)).flatten(1)
         return v, self.classifier(self.drop(v))
 
 
@@ -98,16 +104,19 @@ class LocalJoint(ZooModel):
         depths: tuple[int, ...],
         widths: tuple[int, ...],
         stem_chs: int,
-        branch_chs: int,
+        branch_width: int,
+        branch_depth: int,
+        branch_stride: int,
         drop_rate: float,
     ) -> None:
         super().__init__(model_id, variant, num_classes, in_size)
         self.extractor = GlobalExtractor(depths, widths, stem_chs)
         self.eca = ECA(self.extractor.out_chs)
         self.split = QuadrantSplit()
-        self.num_features = 4 * branch_chs
+        self.num_features = 4 * branch_width * Bottleneck.expansion
         self.branches = nn.ModuleList(
-            QuadrantBranch(self.extractor.out_chs, branch_chs, num_classes, drop_rate) for _ in range(4)
+            QuadrantBranch(self.extractor.out_chs, branch_width, branch_depth, branch_stride, num_classes, drop_rate)
+            for _ in range(4)
         )
         self.fusion = DecisionFusion()
 
@@ -119,8 +128,10 @@ class LocalJoint(ZooModel):
 
 
 _VARIANTS: dict[str, dict[str, Any]] = {
-    "paper": {"depths": (3, 4, 6), "widths": (64, 128, 256), "stem_chs": 64, "branch_chs": 512, "drop_rate": 0.0},
-    "edge": {"depths": (1, 2, 2), "widths": (24, 48, 96), "stem_chs": 32, "branch_chs": 128, "drop_rate": 0.3},
+    "paper": {"depths": (3, 4, 6), "widths": (64, 128, 256), "stem_chs": 64, "branch_width": 512, "branch_depth": 3,
+              "branch_stride": 2, "drop_rate": 0.0},
+    "edge": {"depths": (1, 2, 2), "widths": (24, 48, 96), "stem_chs": 32, "branch_width": 32, "branch_depth": 1,
+             "branch_stride": 1, "drop_rate": 0.3},
 }
 
 

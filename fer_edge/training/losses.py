@@ -93,6 +93,7 @@ class FocalLoss(nn.Module):
 
     ``FL = -alpha_t * (1 - p_t)^gamma * log(p_t)`` per attribute, averaged; gamma = 2 (the
     paper's value) down-weights the easy attributes that dominate CelebA. Targets are 0/1.
+    As eq. 7 of seeds/003, the terms are summed over the attributes and averaged over the batch.
     """
 
     def __init__(self, gamma: float = 2.0, alpha: float | None = None) -> None:
@@ -107,7 +108,7 @@ class FocalLoss(nn.Module):
         loss = (1 - p_t).pow(self.gamma) * bce
         if self.alpha is not None:
             loss = loss * (self.alpha * target + (1 - self.alpha) * (1 - target))
-        return loss.mean()
+        return loss.sum(dim=1).mean()
 
 
 def joint_loss(region_logits: list[torch.Tensor], target: torch.Tensor, criterion: nn.Module) -> torch.Tensor:

@@ -44,6 +44,7 @@ class Recipe:
     label_smoothing: float = 0.0
     center_loss: float = 0.0  # weight of the center loss on "features" (FAER: 0.01)
     region_independence: float = 0.0  # weight of the region-independence loss (han_pff)
+    level_supervision: float = 0.0  # weight of the mean CE of the shared classifier over the levels (han_pff)
     joint: bool = False  # local_joint: the loss is the sum of the 4 quadrant CEs (decision fusion at inference)
     augment: Augment = field(default_factory=Augment)
 
@@ -53,7 +54,7 @@ PAPER: dict[str, Recipe] = {
     "faer": Recipe("faer", "adamw", 2.5e-4, weight_decay=1e-2, backbone_lr_scale=0.01, schedule="exponential",
                    gamma=0.95, center_loss=CENTER_LOSS_LAMBDA),
     # seeds 000/001 give the losses, not the optimiser: SGD + cosine where they are silent
-    "han_pff": Recipe("han_pff", "sgd", 1e-2, schedule="cosine", region_independence=1.0),
+    "han_pff": Recipe("han_pff", "sgd", 1e-2, schedule="cosine", region_independence=1.0, level_supervision=0.5),
     "local_joint": Recipe("local_joint", "sgd", 1e-2, schedule="cosine", joint=True),
 }
 # CPU-friendly, from scratch: AdamW + one-cycle, label smoothing (index targets); full lr everywhere
@@ -61,14 +62,22 @@ PAPER: dict[str, Recipe] = {
 FAST = Recipe("fast", "adamw", 2e-3, weight_decay=0.05, schedule="onecycle", label_smoothing=0.1)
 
 
-def recipe_for(model_id: str, name: str = "paper", lr: float | None = None) -> Recipe:
-    """The ``paper`` recipe of ``model_id`` (keeping its auxiliary loss terms) or the ``fast`` one."""
+def recipe_for(model_id: str, name: str = "paper", lr: float | None = None,
+               pretrained_backbone: bool = False) -> Recipe:
+    """The ``paper`` recipe of ``model_id`` (keeping its auxiliary loss terms) or the ``fast`` one.
+
+    A paper's reduced backbone learning rate (FAER: lr / 100) is for fine-tuning pretrained
+    weights; a backbone trained from scratch (``pretrained_backbone=False``, the only kind this
+    project can train: nothing is downloaded) gets the full rate.
+    """
     if name not in ("paper", "fast"):
         raise InvalidInputError(f"unknown recipe {name!r}: choose 'paper' or 'fast'")
     base = PAPER.get(model_id, PAPER["simam_resnet"])
     if name == "fast":
         base = replace(FAST, center_loss=base.center_loss, region_independence=base.region_independence,
-                       joint=base.joint)
+                       joint=base.joint, level_supervision=base.level_supervision)
+    if not pretrained_backbone:
+        base = replace(base, backbone_lr_scale=1.0)
     return replace(base, lr=lr) if lr else base
 
 
@@ -77,6 +86,11 @@ class TrainObjective(nn.Module):
 
     ``target`` is class indices (B,) or vote distributions (B, C). Learnable loss state (centres)
     lives here, so the optimizer and DistributedDataParallel see it with the model.
+
+    han_pff's auxiliary terms act on every level, not only on the fused vector: the shared
+    classifier is trained on each level's pooled vector (``level_supervision`` x the mean CE), and
+    the region-independence loss keeps each level's vectors (own centres per level) and the fused
+    vector compact and apart per class (weight ``region_independence`` x the mean over them).
     """
 
     def __init__(self, model: nn.Module, recipe: Recipe, num_classes: int) -> None:
@@ -85,7 +99,9 @@ class TrainObjective(nn.Module):
         self.ce = SoftTargetCrossEntropy(recipe.label_smoothing)
         feat_dim = int(getattr(model, "num_features", 0))
         self.center = CenterLoss(num_classes, feat_dim) if recipe.center_loss else None
-        self.independence = RegionIndependenceLoss(num_classes, feat_dim) if recipe.region_independence else None
+        levels = int(getattr(model, "num_levels", 0))  # han_pff: one vector per attention level
+        self.independence = (nn.ModuleList(RegionIndependenceLoss(num_classes, feat_dim) for _ in range(1 + levels))
+                             if recipe.region_independence else None)
 
     def forward(self, x: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         out: dict[str, Any] = self.model.forward_train(x)  # type: ignore[operator]
@@ -96,8 +112,13 @@ class TrainObjective(nn.Module):
             loss = self.ce(logits.float(), target)
         if self.center is not None:
             loss = loss + self.recipe.center_loss * self.center(out["features"].float(), target)
+        if self.recipe.level_supervision:
+            level_ce = torch.stack([self.ce(z.float(), target) for z in out["level_logits"]]).mean()
+            loss = loss + self.recipe.level_supervision * level_ce
         if self.independence is not None:
-            loss = loss + self.recipe.region_independence * self.independence(out["features"].float(), target)
+            vectors = [out["features"], *out.get("level_features", [])]
+            terms = [term(v.float(), target) for term, v in zip(self.independence, vectors)]
+            loss = loss + self.recipe.region_independence * torch.stack(terms).mean()
         return loss, logits
 
 

@@ -30,7 +30,7 @@ from fer_edge.training.metrics import classification_report
 from fer_edge.training.presets import TrainObjective, build_optimizer, build_scheduler, recipe_for
 
 RESUMABLE = ("model", "variant", "data", "val_data", "epochs", "batch_size", "lr", "in_size", "num_classes",
-             "recipe", "soft_labels", "balanced", "seed", "limit")
+             "recipe", "soft_labels", "balanced", "seed", "limit", "holdout")
 
 
 @dataclass
@@ -56,6 +56,7 @@ class TrainConfig:
     workers: int = 0
     amp: str = "auto"  # "auto" | "bf16" | "off"
     limit: int | None = None  # use only the first N training images (quick experiments, tests)
+    holdout: float = 0.0  # > 0: select checkpoints on this fraction of the training split, not on val
     stop_after: int | None = None  # train at most N epochs in this session, then return (resume later)
     progress: bool = True
     history: list[dict[str, Any]] = field(default_factory=list)
@@ -100,7 +101,7 @@ def predict(model: torch.nn.Module, dataset: FaceDataset, batch_size: int = 256,
 
 
 def _hold_out(train: SplitData, seed: int, fraction: float = 0.1) -> tuple[SplitData, SplitData]:
-    """Split a validation slice off the training set when the dataset has no validation split."""
+    """Split a selection slice off the training set (asked for, or the dataset has no validation split)."""
     n = len(train.records)
     order = np.random.default_rng([seed, 7919]).permutation(n)
     cut = max(1, int(n * fraction))
@@ -118,6 +119,10 @@ def _hold_out(train: SplitData, seed: int, fraction: float = 0.1) -> tuple[Split
 def _load_data(cfg: TrainConfig, spec: InputSpec, augment: Any) -> tuple[SplitData, SplitData]:
     train = load_split(cfg.data, "train", spec, cfg.num_classes, augment, cfg.soft_labels, cfg.seed,
                        limit=cfg.limit)
+    if not 0.0 <= cfg.holdout < 1.0:
+        raise InvalidInputError(f"--holdout must be in [0, 1), got {cfg.holdout}")
+    if cfg.holdout:
+        return _hold_out(train, cfg.seed, cfg.holdout)
     try:
         val = load_split(cfg.val_data or cfg.data, "val", spec, cfg.num_classes)
     except DatasetError:
