@@ -5,15 +5,13 @@
 #pragma once
 
 #include "ccAttentionPlugin/ccAttentionMath.h"
+#include "common/launchGeometry.h"
 #include "simamPlugin/simamMath.h"
 
 #include <cuda_fp16.h>
 
 namespace fer_edge
 {
-
-constexpr int kWarpSize = 32;
-constexpr int kMaxBlock = 256;
 
 __device__ __forceinline__ float shflDown(float v, int offset)
 {
@@ -63,13 +61,6 @@ __device__ T blockReduce(T value, T identity, Merge merge)
     }
     __syncthreads();
     return result;
-}
-
-//! Threads per plane: enough warps to cover small planes, at most kMaxBlock.
-inline int blockSizeFor(long long hw)
-{
-    long long const warps = (hw + kWarpSize - 1) / kWarpSize;
-    return static_cast<int>(warps * kWarpSize < kMaxBlock ? warps * kWarpSize : kMaxBlock);
 }
 
 //! FP32 arithmetic for every storage type.

@@ -25,8 +25,8 @@
 #include <string>
 #include <vector>
 
-// FER_EDGE_FORCE_PLUGIN_V2 compiles the TensorRT 8.x path against newer headers (CI type-check only).
-#if NV_TENSORRT_MAJOR >= 10 && !defined(FER_EDGE_FORCE_PLUGIN_V2)
+// The V2 path compiles only against 8.x headers (cpp/ci_checks.sh builds it against 8.5.3 and 8.6.1).
+#if NV_TENSORRT_MAJOR >= 10
 #define FER_EDGE_PLUGIN_V3 1
 #else
 #define FER_EDGE_PLUGIN_V3 0
@@ -76,6 +76,19 @@ inline void planeGeometry(nvinfer1::PluginTensorDesc const* inputs, int32_t nbIn
     }
     planes = static_cast<int64_t>(d.d[0]) * d.d[1];
     hw = static_cast<int64_t>(d.d[2]) * d.d[3];
+}
+
+//! True when every one of the `nbInputs` shape expressions is 4-D (build-time shape check).
+inline bool allFourD(nvinfer1::DimsExprs const* inputs, int32_t nbInputs)
+{
+    for (int32_t i = 0; i < nbInputs; ++i)
+    {
+        if (inputs[i].nbDims != 4)
+        {
+            return false;
+        }
+    }
+    return true;
 }
 
 template <typename Op>
@@ -151,7 +164,7 @@ public:
     int32_t getOutputShapes(nvinfer1::DimsExprs const* inputs, int32_t nbInputs, nvinfer1::DimsExprs const*,
         int32_t, nvinfer1::DimsExprs* outputs, int32_t nbOutputs, nvinfer1::IExprBuilder&) noexcept override
     {
-        if (nbInputs != Op::kNbInputs || nbOutputs != 1 || inputs[0].nbDims != 4)
+        if (nbInputs != Op::kNbInputs || nbOutputs != 1 || inputs == nullptr || !allFourD(inputs, nbInputs))
         {
             logError(Op::kName, "expects its inputs as NCHW (4-D) tensors and has one output");
             return -1;
@@ -259,6 +272,11 @@ using CreatorInterface = nvinfer1::IPluginCreatorInterface;
 
 #else // TensorRT 8.5 / 8.6
 
+// 8.x marks IPluginV2 deprecated (as a base to derive from), yet IPluginCreator::createPlugin and
+// deserializePlugin must return IPluginV2*: silence that one warning for this section only.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+
 //! Versioned, name-tagged serialization of an op's fields (the same fields V3 writes back).
 //! Layout: uint32 format version, uint32 field count, then per field: uint32 name length, name,
 //! int32 type, int32 length, uint32 byte count, bytes.
@@ -266,10 +284,17 @@ constexpr uint32_t kSerialFormat = 1;
 
 inline size_t fieldBytes(PluginField const& f)
 {
-    size_t const unit = f.type == PluginFieldType::kFLOAT32 || f.type == PluginFieldType::kINT32 ? 4
-        : f.type == PluginFieldType::kFLOAT16 || f.type == PluginFieldType::kINT16                  ? 2
-        : f.type == PluginFieldType::kFLOAT64 || f.type == PluginFieldType::kINT64                  ? 8
-                                                                                                     : 1;
+    size_t unit = 1; // kINT8, kCHAR, kUNKNOWN (length counts bytes)
+    switch (f.type)
+    {
+    case PluginFieldType::kFLOAT16:
+    case PluginFieldType::kINT16: unit = 2; break;
+    case PluginFieldType::kFLOAT32:
+    case PluginFieldType::kINT32: unit = 4; break;
+    case PluginFieldType::kFLOAT64: unit = 8; break;
+    case PluginFieldType::kDIMS: unit = sizeof(nvinfer1::Dims); break;
+    default: break; // 8.x has no kINT64 / kBF16 / kFP8 (TensorRT 10 added them): V2 never writes them
+    }
     return unit * static_cast<size_t>(f.length);
 }
 
@@ -373,9 +398,16 @@ public:
         });
     }
 
-    nvinfer1::DimsExprs getOutputDimensions(int32_t, nvinfer1::DimsExprs const* inputs, int32_t,
+    nvinfer1::DimsExprs getOutputDimensions(int32_t outputIndex, nvinfer1::DimsExprs const* inputs, int32_t nbInputs,
         nvinfer1::IExprBuilder&) noexcept override
     {
+        if (outputIndex != 0 || nbInputs != Op::kNbInputs || inputs == nullptr || !allFourD(inputs, nbInputs))
+        {
+            logError(Op::kName, "expects its inputs as NCHW (4-D) tensors and has one output");
+            nvinfer1::DimsExprs invalid{};
+            invalid.nbDims = -1;
+            return invalid;
+        }
         return inputs[0];
     }
 
@@ -509,6 +541,8 @@ private:
 };
 
 using CreatorInterface = nvinfer1::IPluginCreator;
+
+#pragma GCC diagnostic pop
 
 #endif
 
