@@ -22,12 +22,15 @@ from fer_edge.errors import ExportError
 
 METHODS = ("entropy", "percentile", "minmax")
 # The Q/DQ form each target runs fast. TensorRT needs symmetric int8 (zero point 0) on every
-# tensor. ONNX Runtime's x86 kernels turn DQ -> Conv -> Q into an int8 convolution only with uint8
-# activations, and Q/DQ around element-wise ops only adds work: on the default model at batch 8
-# (2 threads) int8 activations ran 25.5 ms, uint8 activations on Conv/Gemm only 4.4 ms, FP32 8.4 ms.
+# tensor, and float biases: its dequantize layer takes INT8/FP8/INT4 inputs only, so ONNX
+# Runtime's default INT32 bias DequantizeLinear fails to parse (onnx/onnx-tensorrt#850; TensorRT
+# fuses the float bias into the INT8 convolution itself). ONNX Runtime's x86 kernels turn
+# DQ -> Conv -> Q into an int8 convolution only with uint8 activations, and Q/DQ around
+# element-wise ops only adds work: on the default model at batch 8 (2 threads) int8 activations
+# ran 25.5 ms, uint8 activations on Conv/Gemm only 4.4 ms, FP32 8.4 ms.
 FLAVOURS: dict[str, dict[str, Any]] = {
-    "tensorrt": {"activation": "int8", "op_types": None},
-    "onnxruntime": {"activation": "uint8", "op_types": ["Conv", "Gemm", "MatMul"]},
+    "tensorrt": {"activation": "int8", "op_types": None, "quantize_bias": False},
+    "onnxruntime": {"activation": "uint8", "op_types": ["Conv", "Gemm", "MatMul"], "quantize_bias": True},
 }
 
 
@@ -79,6 +82,7 @@ def _quantize(pre: Path, out: Path, tensors: np.ndarray, input_name: str, method
                     per_channel=True, calibrate_method=_calibrate_method(method), nodes_to_exclude=exclude,
                     op_types_to_quantize=flavour["op_types"],
                     extra_options={"ActivationSymmetric": signed, "WeightSymmetric": True,
+                                   "QuantizeBias": flavour["quantize_bias"],
                                    "CalibMovingAverage": method == "minmax"})
     return onnx.load(str(out))
 
