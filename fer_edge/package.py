@@ -117,6 +117,7 @@ class Sidecar:
     def from_dict(cls, data: dict[str, Any]) -> Sidecar:
         if data.get("schema") != SCHEMA:
             raise PackageError(f"unsupported sidecar schema {data.get('schema')!r}; this SDK reads {SCHEMA!r}")
+        check_model_file_name(data.get("file"))
         try:
             return cls(
                 model_id=str(data["model_id"]),
@@ -139,6 +140,19 @@ class Sidecar:
             )
         except (KeyError, TypeError) as exc:
             raise PackageError(f"sidecar is missing or has a malformed field: {exc}") from exc
+
+
+def check_model_file_name(name: Any) -> str:
+    """A sidecar's ``file`` must be a plain file name in the sidecar's own folder.
+
+    Anything else (``../../etc/passwd``, an absolute path, a sub-folder) is refused before any file
+    is opened: a package must not make the loader read, hash or run files outside its folder.
+    """
+    if not isinstance(name, str) or not name or name in (".", "..") or "\x00" in name \
+            or "/" in name or "\\" in name or Path(name).name != name:
+        raise PackageError(f"sidecar field 'file' must be the model's plain file name beside the sidecar, "
+                           f"got {name!r}")
+    return name
 
 
 @dataclass(frozen=True)

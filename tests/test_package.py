@@ -92,3 +92,22 @@ def test_preprocess_is_the_documented_formula() -> None:
 def test_preprocess_rejects_bad_crops(bad: np.ndarray) -> None:
     with pytest.raises(InvalidInputError):
         preprocess([bad], InputSpec())
+
+
+@pytest.mark.parametrize("name", ["../../../etc/passwd", "/etc/passwd", "sub/m.onnx", "..", ".", "", "a\\b.onnx",
+                                  "m\x00.onnx", 42, None])
+def test_sidecar_file_must_be_a_plain_name_and_nothing_is_opened_otherwise(tmp_path: Path, name: object,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sidecar naming a path outside its folder is refused before the model file is opened or hashed."""
+    (tmp_path / "m.onnx").write_bytes(b"model")
+    package = write_package(tmp_path / "m.onnx", _sidecar())
+    data = json.loads(package.sidecar_path.read_text())
+    data["file"] = name
+    package.sidecar_path.write_text(json.dumps(data))
+    opened: list[str] = []
+    monkeypatch.setattr("fer_edge.package.sha256_file", lambda path: opened.append(str(path)) or "")
+    real_is_file = Path.is_file
+    monkeypatch.setattr(Path, "is_file", lambda self: opened.append(str(self)) or real_is_file(self))
+    with pytest.raises(PackageError, match="plain file name"):
+        load_package(package.sidecar_path)
+    assert opened == [str(package.sidecar_path)], "only the sidecar itself may be touched"
