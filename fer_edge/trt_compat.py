@@ -13,6 +13,11 @@ desktop) and 11.x. Facts checked against the 10.3 and 11.1 headers (FACTS.md):
   ``get_creator`` (IPluginV3) and ``load_library``. 8.x loads a plugin library by ``dlopen``.
 - ``IProgressMonitor`` exists from 10.0. ``build_engine`` was removed in 10; every supported
   version has ``build_serialized_network``, timing caches and name-based v3 execution.
+- trtexec: precision flags ``--int8``/``--fp16`` up to 10.x (11 is strongly typed); a plugin library
+  loads with ``--plugins`` (8.5), ``--staticPlugins`` (8.6) or, for fer_edge's IPluginV3 library,
+  ``--dynamicPlugins`` (10+): :func:`trtexec_flags`.
+- cuda-python: ``cuda.bindings.runtime`` from 12.6, ``cuda.cudart`` before (gone in 13):
+  :func:`cuda_runtime` is the one place that knows.
 
 This module imports no TensorRT, so its decisions are unit-tested everywhere.
 """
@@ -104,6 +109,54 @@ def api_for(version: TrtVersion | str) -> TrtApi:
         progress_monitor=not legacy,
         strongly_typed_flag=v.major == 10,
     )
+
+
+def check_precision(api: TrtApi, precision: str) -> None:
+    """Refuse a precision this version cannot build from fer_edge's graphs, before any work is done.
+
+    TensorRT 11 is strongly typed: FP16 comes only from FP16 tensors in the ONNX, which fer_edge does
+    not produce, so an ``--fp16`` build would silently be FP32 while its sidecar said fp16.
+    """
+    from fer_edge.errors import ExportError
+
+    if precision == "fp16" and api.strongly_typed_only:
+        raise ExportError(f"--fp16 is not available on TensorRT {api.version}: it is strongly typed (precision comes "
+                          "only from the ONNX's tensor types) and fer_edge exports FP32 graphs; build --int8 (Q/DQ) "
+                          "or FP32, or build FP16 with TensorRT 8.5-10.x")
+
+
+def trtexec_flags(version: TrtVersion | str, precision: str, plugin_library: str | None) -> list[str]:
+    """The ``trtexec`` flags that build ``precision`` (with fer_edge's plugin library, if given) on ``version``.
+
+    INT8 means a Q/DQ graph: 8.x-10.x still need ``--int8`` to allow INT8 kernels (``--fp16`` lets
+    the rest run in FP16, as ``fer-edge build`` does); 11.x is strongly typed and takes neither.
+    The fer_edge library registers on load on 8.x and only through ``getCreators`` on 10+.
+    """
+    v = TrtVersion.parse(version) if isinstance(version, str) else version
+    api = api_for(v)
+    flags = []
+    if api.precision_flags and precision in ("fp16", "int8"):
+        flags += ["--int8", "--fp16"] if precision == "int8" else ["--fp16"]
+    if api.strongly_typed_only and precision == "fp16":
+        check_precision(api, precision)
+    if plugin_library is not None:
+        option = "--plugins" if (v.major, v.minor) == (8, 5) else "--staticPlugins" if v.major == 8 else "--dynamicPlugins"
+        flags.append(f"{option}={plugin_library}")
+    return flags
+
+
+def cuda_runtime() -> Any:
+    """cuda-python's runtime module under its current (``cuda.bindings.runtime``, cuda-python >= 12.6)
+    or its older name (``cuda.cudart``)."""
+    try:
+        from cuda.bindings import runtime
+    except ImportError:
+        try:
+            from cuda import cudart as runtime  # type: ignore[no-redef]
+        except ImportError as exc:
+            raise BackendUnavailableError("TensorRT needs cuda-python for CUDA memory and device queries: "
+                                          "pip install 'fer_edge[tensorrt]'") from exc
+    return runtime
 
 
 def max_onnx_opset(version: TrtVersion | str) -> int:

@@ -243,7 +243,7 @@ def test_plugin_form_engine_without_plugin_library_is_a_typed_error() -> None:
     if plugin_library_path() is not None:
         pytest.skip("the plugin library is built here, so it cannot be missing")
     with pytest.raises(PluginLibraryError, match="plugin library"):
-        load_plugin_library(trt=None, registry_load_library=True)
+        load_plugin_library(trt=None, api=None, sidecar=engine_sidecar(version="10.3.0"))
 
 
 @pytest.mark.tensorrt

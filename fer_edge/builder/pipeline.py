@@ -24,7 +24,7 @@ from typing import Any
 from fer_edge.builder import calibration as calib
 from fer_edge.builder.recipes import Recipe, load_recipe
 from fer_edge.constants import classes_for
-from fer_edge.errors import BackendUnavailableError, ExportError, ModelNotFoundError
+from fer_edge.errors import BackendUnavailableError, ExportError, ModelNotFoundError, PluginLibraryError
 from fer_edge.fileio import atomic_path
 from fer_edge.package import BatchRange, InputSpec, ModelPackage, Sidecar, load_package, write_package
 
@@ -50,6 +50,7 @@ class Source:
     onnx_model: Any | None = None
     metrics: dict[str, Any] | None = None
     training: dict[str, Any] | None = None
+    prepared: Sidecar | None = None  # an ``--onnx-only`` package: the ONNX TensorRT builds, as it is
 
 
 def load_source(name: str) -> Source:
@@ -70,10 +71,12 @@ def load_source(name: str) -> Source:
 
         package = load_package(path)
         side = package.sidecar
-        if side.precision != "fp32" or side.graph_form != "portable":
+        prepared = is_prepared_for_tensorrt(side)
+        if not prepared and (side.precision != "fp32" or side.graph_form != "portable"):
             raise ExportError(f"{path} is a {side.precision} {side.graph_form} package; build from an FP32 portable one")
         return Source(side.model_id, side.variant, side.classes, side.input, load_recipe(side.model_id),
-                      onnx_model=onnx.load(str(package.model_path)), metrics=side.metrics, training=side.training)
+                      onnx_model=onnx.load(str(package.model_path)), metrics=side.metrics, training=side.training,
+                      prepared=side if prepared else None)
     recipe = load_recipe(name)
     from fer_edge.models import create_model
 
@@ -84,6 +87,11 @@ def load_source(name: str) -> Source:
     spec = InputSpec(size=tuple(cfg["in_size"]), color=cfg["color"], mean=tuple(cfg["mean"]),  # type: ignore[arg-type]
                      std=tuple(cfg["std"]))  # type: ignore[arg-type]
     return Source(name, recipe.variant, classes_for(cfg["num_classes"]), spec, recipe, torch_model=model)
+
+
+def is_prepared_for_tensorrt(sidecar: Sidecar) -> bool:
+    """True for an ONNX package ``fer-edge build --onnx-only`` wrote for a TensorRT build elsewhere."""
+    return sidecar.format == "onnx" and (sidecar.tensorrt or {}).get("onnx_only") is True
 
 
 def resolve_options(target: str, precision: str, given: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -154,16 +162,29 @@ def build(model: str, precision: str = "fp32", target: str | None = None, out: s
           calib_dir: str | None = None, calib_size: int = calib.DEFAULT_SIZE, method: str = "entropy",
           batch: str | None = None, workspace: int | None = None, dla: int | None = None,
           timing_cache: str | None = None, fp16_weights: bool = False,
-          log: Callable[[str], None] | None = None) -> ModelPackage:
-    """Build a model package; see ``fer-edge build -h`` for the options."""
+          onnx_only: bool = False, log: Callable[[str], None] | None = None) -> ModelPackage:
+    """Build a model package; see ``fer-edge build -h`` for the options.
+
+    ``onnx_only`` (``--target tensorrt``): everything up to the engine, for a machine without
+    TensorRT: export, plugin form, Q/DQ in TensorRT's form, and an ONNX package whose sidecar marks
+    it as prepared; the run ends with the commands that build the engine on the device.
+    """
     say = log or (lambda text: print(text, file=sys.stderr, flush=True))
-    target = target or default_target()
+    target = target or ("tensorrt" if onnx_only else default_target())
     if target not in TARGETS:
         raise ExportError(f"unknown target {target!r}; choose {' or '.join(TARGETS)}")
-    if target == "tensorrt":
-        from fer_edge.trt_compat import installed_version
+    if onnx_only:
+        if target != "tensorrt":
+            raise ExportError("--onnx-only prepares an ONNX for a TensorRT build on the device; it needs --target "
+                              "tensorrt (an ONNX Runtime package is an ONNX already)")
+        if precision == "fp16":
+            raise ExportError("--onnx-only writes FP32 or INT8 (Q/DQ) ONNX; for FP16 prepare the FP32 one and build it "
+                              "on the device with --fp16 (TensorRT 8.5-10.x; 11 is strongly typed)")
+    elif target == "tensorrt":
+        from fer_edge.trt_compat import api_for, check_precision, installed_version
 
-        installed_version()  # fails at once, saying how to install TensorRT or to use --target onnxruntime
+        # fails at once, saying how to install TensorRT or to use --target onnxruntime; FP16 on 11 is refused
+        check_precision(api_for(installed_version()), precision)
     if fp16_weights and (target, precision) != ("onnxruntime", "fp32"):
         raise ExportError("--fp16-weights stores an FP32 ONNX package's weights as float16; it applies only to "
                           "--target onnxruntime without --int8 (INT8 and engines store their own weights)")
@@ -173,9 +194,16 @@ def build(model: str, precision: str = "fp32", target: str | None = None, out: s
         source = _step(say, "1", f"load {model}", lambda: load_source(model))
         batch_range = BatchRange.parse(opts["batch"]) if "batch" in opts else source.recipe.batch
         table = TARGETS[target]
+        if source.prepared is not None:
+            if onnx_only or target != "tensorrt":
+                raise ExportError(f"{model} is an ONNX prepared for TensorRT (--onnx-only): build its engine with "
+                                  f"`fer-edge build --model {model} --target tensorrt`")
+            return _step(say, "5", "TensorRT engine", lambda: _build_prepared(source, precision, out, opts, say))
         out_path = Path(out) if out else Path(f"{source.model_id}_{precision}{table['suffix']}")
         if out_path.suffix != table["suffix"]:
             out_path = out_path.with_suffix(table["suffix"])
+        if onnx_only:
+            out_path = Path(out).with_suffix(".onnx") if out else Path(f"{source.model_id}_{precision}_tensorrt.onnx")
         exported = None
         portable = source.onnx_model
         if source.torch_model is not None:
@@ -217,6 +245,13 @@ def build(model: str, precision: str = "fp32", target: str | None = None, out: s
                           opset=source.recipe.opset, calibration=calibration_record,
                           metrics=dict(source.metrics or {}) if precision == "fp32" else {},
                           training=training)
+        if onnx_only:
+            if precision == "fp32" and exported is not None and exported.plugin is not None:
+                final, sidecar.graph_form = exported.plugin, "plugin"  # what the device build would use
+            sidecar.format, sidecar.tensorrt = "onnx", {"onnx_only": True}
+            package = _step(say, "5", f"write {out_path}", lambda: _write_onnx_package(final, out_path, sidecar))
+            say(device_build_instructions(package, opts))
+            return package
         if target == "tensorrt":
             return _step(say, "5", "TensorRT engine", lambda: _tensorrt_package(final, exported, out_path, sidecar, opts,
                                                                                  precision))
@@ -257,7 +292,15 @@ def _tensorrt_package(model: Any, exported: Any, out_path: Path, sidecar: Sideca
     from fer_edge.builder.tensorrt_builder import EngineOptions, build_engine
 
     plugin_library = None
-    if exported is not None and exported.plugin is not None and precision != "int8":
+    if sidecar.graph_form == "plugin":  # a prepared plugin-form ONNX: only the plugin library can build it
+        from fer_edge.plugins import plugin_library_path
+
+        plugin_library = plugin_library_path()
+        if plugin_library is None:
+            raise PluginLibraryError(f"{sidecar.model_id}: this ONNX has fer_edge plugin nodes, but the plugin library "
+                                     "is not built here; reinstall fer_edge with nvcc and the TensorRT headers present "
+                                     "(cpp/README.md), or prepare an INT8 / portable ONNX instead")
+    elif exported is not None and exported.plugin is not None and precision != "int8":
         try:
             from fer_edge.plugins import plugin_library_path
 
@@ -278,13 +321,66 @@ def _tensorrt_package(model: Any, exported: Any, out_path: Path, sidecar: Sideca
         with tempfile.TemporaryDirectory(prefix="fer_edge_trt_") as tmp:
             onnx_path = Path(tmp) / "model.onnx"
             onnx.save(model, str(onnx_path))
-            sidecar.tensorrt = build_engine(onnx_path, out_path, options)
-        if plugin_library is not None:
-            from fer_edge.plugins import plugin_library_version
-
-            sidecar.tensorrt["plugin_library_version"] = plugin_library_version()
+            sidecar.tensorrt = build_engine(onnx_path, out_path, options)  # records the plugin library version
         return write_package(out_path, sidecar)
     except BaseException:
         out_path.unlink(missing_ok=True)
         raise
 
+
+def _build_prepared(source: Source, precision: str, out: str | None, opts: dict[str, Any],
+                    say: Callable[[str], None]) -> ModelPackage:
+    """The device half of ``--onnx-only``: an engine from the prepared ONNX, as it is."""
+    prepared = source.prepared
+    assert prepared is not None and source.onnx_model is not None
+    if prepared.precision == "int8":
+        if (prepared.calibration or {}).get("activations") != "int8":
+            raise ExportError(f"{prepared.file} is not in TensorRT's Q/DQ form (symmetric int8); prepare it with "
+                              "`fer-edge build --int8 --target tensorrt --onnx-only`")
+        if precision == "fp16":
+            warnings.warn(f"{prepared.file} is an INT8 Q/DQ graph: building int8, not fp16", stacklevel=3)
+        precision = "int8"
+    elif precision == "int8":
+        raise ExportError(f"{prepared.file} is FP32: INT8 needs Q/DQ from calibration; prepare it with --int8 --onnx-only")
+    out_path = Path(out).with_suffix(".engine") if out else Path(f"{source.model_id}_{precision}.engine")
+    say(f"      {prepared.file}: prepared {prepared.precision} {prepared.graph_form} ONNX -> {precision} engine")
+    sidecar = Sidecar(model_id=prepared.model_id, variant=prepared.variant, classes=prepared.classes,
+                      input=prepared.input, format="tensorrt", file=out_path.name, precision=precision,
+                      batch=BatchRange.parse(opts["batch"]) if "batch" in opts else prepared.batch,
+                      opset=prepared.opset, graph_form=prepared.graph_form, calibration=prepared.calibration,
+                      metrics=dict(prepared.metrics) if precision == "fp32" else {}, training=dict(prepared.training))
+    package = _tensorrt_package(source.onnx_model, None, out_path, sidecar, opts, precision)
+    say(f"package: {package.model_path} + {package.sidecar_path.name}\nnext: fer-edge run IMAGE --model {package.sidecar_path}")
+    return package
+
+
+def device_build_instructions(package: ModelPackage, opts: dict[str, Any]) -> str:
+    """What to run on the device for an ``--onnx-only`` package: ``fer-edge build``, or ``trtexec``."""
+    from fer_edge.trt_compat import trtexec_flags
+
+    side = package.sidecar
+    h, w = side.input.size
+    b = side.batch
+    name, engine = package.model_path.name, package.model_path.with_suffix(".engine").name
+    shapes = " ".join(f"--{k}Shapes={side.input.name}:{n}x3x{h}x{w}" for k, n in (("min", b.min), ("opt", b.opt),
+                                                                                      ("max", b.max)))
+    library = ("$(python -c 'from fer_edge.plugins import plugin_library_path as p; print(p())')"
+               if side.graph_form == "plugin" else None)
+    extra = []
+    if "workspace" in opts:
+        extra.append(f"--memPoolSize=workspace:{int(opts['workspace'])}M")
+    if "dla" in opts:
+        extra += [f"--useDLACore={int(opts['dla'])}", "--allowGPUFallback"]
+    if "timing_cache" in opts:
+        extra.append(f"--timingCacheFile={opts['timing_cache']}")
+    base = f"trtexec --onnx={name} --saveEngine={engine} {shapes}"
+    lines = [(f"package: {package.model_path} + {package.sidecar_path.name} ({side.precision}, {side.graph_form} "
+              "form, prepared for TensorRT; not for ONNX Runtime)"),
+             "next, on the device (TensorRT and fer_edge installed there; copy both files):",
+             f"  fer-edge build --model {package.sidecar_path.name} --target tensorrt -o {engine}",
+             "or with trtexec (an engine without a fer_edge sidecar, for trtexec/your own runtime):"]
+    by_flags: dict[str, list[str]] = {}
+    for label, version in (("8.5", "8.5"), ("8.6", "8.6"), ("10.x", "10.3"), ("11.x", "11.1")):
+        by_flags.setdefault(" ".join(trtexec_flags(version, side.precision, library) + extra), []).append(label)
+    lines += [f"  TensorRT {', '.join(labels)}: {base} {flags}".rstrip() for flags, labels in by_flags.items()]
+    return "\n".join(lines)

@@ -2,8 +2,9 @@
 
 8.x: explicit-batch network, FP16/INT8 builder flags, legacy entropy calibrator. 10.x: Q/DQ ONNX
 (explicit INT8) or flags, progress monitor. 11.x: strongly typed only — precision comes from the
-ONNX, so an FP16 build needs an FP16 ONNX and INT8 needs Q/DQ. All: optimisation profile from
-the batch range, workspace limit, DLA, timing cache, ``build_serialized_network``.
+ONNX, so INT8 needs Q/DQ and FP16 is refused (fer_edge exports FP32 graphs). All: optimisation
+profile from the batch range, workspace limit, DLA, timing cache, ``build_serialized_network``.
+The GPU is queried before the build, so no engine is written that its sidecar cannot describe.
 """
 
 from __future__ import annotations
@@ -11,16 +12,17 @@ from __future__ import annotations
 import os
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from fer_edge.errors import BackendUnavailableError, ExportError, PluginLibraryError
+from fer_edge.errors import BackendUnavailableError, ExportError
 from fer_edge.fileio import atomic_write
 from fer_edge.package import BatchRange
-from fer_edge.trt_compat import TrtApi, api_for
+from fer_edge.trt_compat import TrtApi, api_for, check_precision, cuda_runtime
 
 
 @dataclass(frozen=True)
@@ -37,43 +39,51 @@ class EngineOptions:
     plugin_library: Path | None = None
 
 
-def load_plugin_library(trt: Any, api: TrtApi, path: Path) -> None:
-    """Register the fer_edge plugin creators: ``load_library`` on 10+, ``dlopen`` on 8.x."""
-    if not path.is_file():
-        raise PluginLibraryError(f"plugin library {path} does not exist; build it with `pip install -e .` "
-                                 "on a machine with CUDA and TensorRT headers")
-    if api.registry_load_library:
-        handle = trt.get_plugin_registry().load_library(str(path))
-        if handle is None:
-            raise PluginLibraryError(f"TensorRT could not load the plugin library {path}")
-    else:
-        import ctypes
+def load_plugin_library(trt: Any, api: TrtApi, path: Path) -> str:
+    """Register the fer_edge plugin creators (once per process); return the library's version."""
+    from fer_edge.plugins import load_into_tensorrt
 
-        ctypes.CDLL(str(path), mode=ctypes.RTLD_GLOBAL)  # creators register on load (REGISTER_TENSORRT_PLUGIN)
+    return load_into_tensorrt(trt, api, path)
+
+
+def _cuda(result: Any, what: str) -> Any:
+    """Unpack a cuda-python ``(error, value...)`` result, raising :class:`ExportError` on any CUDA error."""
+    error, *values = result if isinstance(result, tuple) else (result,)
+    if int(error) != 0:
+        raise ExportError(f"{what} failed during the TensorRT build: CUDA error {error}")
+    return values[0] if len(values) == 1 else (values or None)
 
 
 def _make_calibrator(trt: Any, tensors: np.ndarray, cache: Path | None, batch: int) -> Any:
-    """An IInt8EntropyCalibrator2 over preprocessed faces; only built where ``api.calibrator``."""
-    from cuda.bindings import runtime as cudart  # lazy: only a TensorRT build machine has it
+    """An IInt8EntropyCalibrator2 over preprocessed faces; only built where ``api.calibrator``.
+
+    Every CUDA call is checked; :meth:`close` frees the device buffer (``build_engine`` calls it).
+    """
+    cudart = cuda_runtime()
+    if len(tensors) < batch:
+        raise ExportError(f"INT8 calibration needs at least one batch of {batch} faces, got {len(tensors)}")
 
     class EntropyCalibrator(trt.IInt8EntropyCalibrator2):  # type: ignore[misc,name-defined]
         def __init__(self) -> None:
             super().__init__()
             self._index = 0
-            err, self._device = cudart.cudaMalloc(tensors[:batch].nbytes)
-            if int(err) != 0:
-                raise ExportError(f"cudaMalloc for the calibrator failed: {err}")
+            self.error: ExportError | None = None
+            self._device: Any = _cuda(cudart.cudaMalloc(tensors[:batch].nbytes), "cudaMalloc (calibration batch)")
 
         def get_batch_size(self) -> int:
             return batch
 
         def get_batch(self, names: list[str]) -> list[int] | None:
-            if self._index + batch > len(tensors):
+            if self._index + batch > len(tensors) or self.error is not None:
                 return None
-            chunk = np.ascontiguousarray(tensors[self._index:self._index + batch])
+            chunk = np.ascontiguousarray(tensors[self._index:self._index + batch], dtype=np.float32)
             self._index += batch
-            cudart.cudaMemcpy(self._device, chunk.ctypes.data, chunk.nbytes,
-                              cudart.cudaMemcpyKind.cudaMemcpyHostToDevice)
+            try:
+                _cuda(cudart.cudaMemcpy(self._device, chunk.ctypes.data, chunk.nbytes,
+                                        cudart.cudaMemcpyKind.cudaMemcpyHostToDevice), "cudaMemcpy (calibration batch)")
+            except ExportError as exc:  # TensorRT would swallow it: end calibration, re-raised after the build
+                self.error = exc
+                return None
             return [int(self._device)]
 
         def read_calibration_cache(self) -> bytes | None:
@@ -83,6 +93,11 @@ def _make_calibrator(trt: Any, tensors: np.ndarray, cache: Path | None, batch: i
             if cache is not None:
                 with atomic_write(cache) as handle:
                     handle.write(bytes(data))
+
+        def close(self) -> None:
+            if self._device is not None:
+                device, self._device = self._device, None
+                _cuda(cudart.cudaFree(device), "cudaFree (calibration batch)")
 
     return EntropyCalibrator()
 
@@ -111,8 +126,7 @@ def _progress_monitor(trt: Any) -> Any:
 
 def device_info() -> dict[str, Any]:
     """GPU name and compute capability, recorded in the sidecar (engines are GPU-specific)."""
-    from cuda.bindings import runtime as cudart
-
+    cudart = cuda_runtime()
     err, props = cudart.cudaGetDeviceProperties(0)
     if int(err) != 0:
         raise BackendUnavailableError(f"no usable CUDA GPU for a TensorRT build: {err}")
@@ -120,14 +134,36 @@ def device_info() -> dict[str, Any]:
     return {"gpu_name": name, "compute_capability": f"{props.major}.{props.minor}"}
 
 
+def _timing_cache(config: Any, path: Path | None) -> bool:
+    """Attach the timing cache at ``path`` (or a fresh one); True when it may be written back.
+
+    A cache TensorRT rejects (made by another TensorRT version or GPU) is left as it is: the build
+    runs with a fresh cache and the file is not overwritten.
+    """
+    blob = path.read_bytes() if path is not None and path.is_file() else b""
+    cache = config.create_timing_cache(blob)
+    if cache is not None and config.set_timing_cache(cache, ignore_mismatch=False):
+        return path is not None
+    if not blob:
+        raise ExportError("TensorRT did not accept a fresh timing cache")
+    warnings.warn(f"TensorRT rejected the timing cache {path} (made by another TensorRT version or GPU); building "
+                  "without it and leaving the file as it is", stacklevel=3)
+    if not config.set_timing_cache(config.create_timing_cache(b""), ignore_mismatch=False):
+        raise ExportError("TensorRT did not accept a fresh timing cache")
+    return False
+
+
 def build_engine(onnx_path: Path, engine_path: Path, options: EngineOptions) -> dict[str, Any]:
     """Build and atomically write a serialized engine; return its sidecar ``tensorrt`` record."""
     import tensorrt as trt
 
     api = api_for(trt.__version__)
+    check_precision(api, options.precision)
+    device = device_info()  # before building: an engine is only written with the GPU its sidecar names
     logger = trt.Logger(trt.Logger.WARNING)
+    plugin_version = None
     if options.plugin_library is not None:
-        load_plugin_library(trt, api, options.plugin_library)
+        plugin_version = load_plugin_library(trt, api, options.plugin_library)
     builder = trt.Builder(logger)
     network = builder.create_network(api.network_flags(trt, strongly_typed=api.strongly_typed_only))
     parser = trt.OnnxParser(network, logger)
@@ -138,34 +174,43 @@ def build_engine(onnx_path: Path, engine_path: Path, options: EngineOptions) -> 
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, options.workspace_mb << 20)
     if api.progress_monitor:
         config.progress_monitor = _progress_monitor(trt)
-    if api.precision_flags:
-        if options.precision in ("fp16", "int8"):
-            config.set_flag(trt.BuilderFlag.FP16)  # INT8 layers fall back to FP16, not FP32
-        if options.precision == "int8":
-            config.set_flag(trt.BuilderFlag.INT8)
-            if options.calibration is not None and api.calibrator:
-                config.int8_calibrator = _make_calibrator(trt, options.calibration, options.calibration_cache,
-                                                          options.batch.opt)
     profile = builder.create_optimization_profile()
     c, h, w = options.input_shape
     b = options.batch
     profile.set_shape(options.input_name, trt.Dims([b.min, c, h, w]), trt.Dims([b.opt, c, h, w]),
                       trt.Dims([b.max, c, h, w]))
     config.add_optimization_profile(profile)
+    calibrator = None
+    if api.precision_flags:
+        if options.precision in ("fp16", "int8"):
+            config.set_flag(trt.BuilderFlag.FP16)  # INT8 layers fall back to FP16, not FP32
+        if options.precision == "int8":
+            config.set_flag(trt.BuilderFlag.INT8)
+            if options.calibration is not None and api.calibrator:
+                calibrator = _make_calibrator(trt, options.calibration, options.calibration_cache, b.opt)
+                config.int8_calibrator = calibrator
+                config.set_calibration_profile(profile)  # dynamic batch: calibrate at the opt shape
     if options.dla_core is not None:
         config.default_device_type = trt.DeviceType.DLA
         config.DLA_core = options.dla_core
         config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
-    cache_blob = options.timing_cache.read_bytes() if options.timing_cache and options.timing_cache.is_file() else b""
-    timing_cache = config.create_timing_cache(cache_blob)
-    config.set_timing_cache(timing_cache, ignore_mismatch=False)
-    serialized = builder.build_serialized_network(network, config)
+    write_cache = _timing_cache(config, options.timing_cache)
+    try:
+        serialized = builder.build_serialized_network(network, config)
+    finally:
+        if calibrator is not None:
+            calibrator.close()
+    if calibrator is not None and calibrator.error is not None:
+        raise calibrator.error
     if serialized is None or serialized.nbytes == 0:
         raise ExportError(f"TensorRT {api.version} failed to build an engine from {onnx_path} (see its log above)")
     with atomic_write(engine_path) as handle:
         handle.write(memoryview(serialized))
-    if options.timing_cache is not None:
+    if write_cache and options.timing_cache is not None:
         with atomic_write(options.timing_cache) as handle:
             handle.write(memoryview(config.get_timing_cache().serialize()))
-    return {"version": str(api.version), **device_info(),
-            "plugin_library": os.fspath(options.plugin_library) if options.plugin_library else None}
+    record: dict[str, Any] = {"version": str(api.version), **device,
+                              "plugin_library": os.fspath(options.plugin_library) if options.plugin_library else None}
+    if plugin_version is not None:
+        record["plugin_library_version"] = plugin_version
+    return record

@@ -46,6 +46,10 @@ class OnnxRuntimeEngine(Engine):
     def __init__(self, package: ModelPackage, device: str | None = None, threads: int | None = None) -> None:
         import onnxruntime as ort
 
+        if package.sidecar.graph_form == "plugin":
+            raise PackageError(f"{package.model_path.name} holds fer_edge TensorRT plugin nodes (prepared with "
+                               "--onnx-only): ONNX Runtime cannot run it; build its engine on the device with "
+                               f"`fer-edge build --model {package.sidecar_path.name} --target tensorrt`")
         super().__init__(package, package.sidecar.batch.max)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or default_threads()

@@ -22,20 +22,12 @@ import numpy as np
 from fer_edge.engines.base import BackendManager, Engine, register_backend
 from fer_edge.errors import BackendUnavailableError, EngineMismatchError, PackageError, PluginLibraryError
 from fer_edge.package import ModelPackage, Sidecar
-from fer_edge.trt_compat import TrtVersion, api_for, installed_version
+from fer_edge.trt_compat import TrtVersion, api_for, cuda_runtime, installed_version
 
 
 def _cudart() -> Any:
-    """cuda-python's runtime module under its current or its pre-12.6 name."""
-    try:
-        from cuda.bindings import runtime
-    except ImportError:
-        try:
-            from cuda import cudart as runtime  # type: ignore[no-redef]
-        except ImportError as exc:
-            raise BackendUnavailableError("the TensorRT backend needs cuda-python for CUDA memory: "
-                                          "pip install 'fer_edge[tensorrt]'") from exc
-    return runtime
+    """cuda-python's runtime module (:func:`fer_edge.trt_compat.cuda_runtime`)."""
+    return cuda_runtime()
 
 
 def _check(result: Any) -> Any:
@@ -87,21 +79,26 @@ def needs_plugin_library(sidecar: Sidecar) -> bool:
     return sidecar.graph_form == "plugin" or bool((sidecar.tensorrt or {}).get("plugin_library"))
 
 
-def load_plugin_library(trt: Any, registry_load_library: bool) -> str:
-    """Load fer_edge's plugin library into TensorRT's registry; return its path."""
-    try:
-        from fer_edge.plugins import plugin_library_path
-    except ImportError as exc:
-        raise PluginLibraryError(f"this engine uses fer_edge plugins but fer_edge.plugins is unavailable: {exc}") from exc
+def load_plugin_library(trt: Any, api: Any, sidecar: Sidecar) -> str:
+    """Load fer_edge's plugin library into TensorRT's registry (once per process); return its path.
+
+    Raises :class:`PluginLibraryError` when it is missing or TensorRT cannot load it, and
+    :class:`EngineMismatchError` when the sidecar records another plugin library version (the
+    engine's serialized plugins belong to that one).
+    """
+    from fer_edge.plugins import load_into_tensorrt, plugin_library_path
+
     path = plugin_library_path()
     if path is None:
         raise PluginLibraryError("this engine uses fer_edge plugins (SimAM_TRT / CCAttention_TRT) but the plugin "
                                  "library was not built: reinstall fer_edge with CMake, CUDA and TensorRT present, "
                                  "or rebuild the model in portable form")
-    if registry_load_library:
-        trt.get_plugin_registry().load_library(str(path))
-    else:
-        ctypes.CDLL(str(path), mode=ctypes.RTLD_GLOBAL)  # TRT 8.x: creators register on load
+    version = load_into_tensorrt(trt, api, path)
+    recorded = (sidecar.tensorrt or {}).get("plugin_library_version")
+    if recorded is not None and str(recorded) != version:
+        raise EngineMismatchError(f"{sidecar.file} was built with fer_edge plugin library {recorded}, this one is "
+                                  f"{version} ({path}); rebuild it with `fer-edge build --model {sidecar.model_id} "
+                                  "--target tensorrt`")
     return str(path)
 
 
@@ -138,8 +135,8 @@ class TensorRTEngine(Engine):
         check_engine_compat(package.sidecar, api.version, cc, gpu_name)
         self._logger = trt.Logger(trt.Logger.WARNING)
         trt.init_libnvinfer_plugins(self._logger, "")
-        self.plugin_library = (load_plugin_library(trt, api.registry_load_library)
-                               if needs_plugin_library(package.sidecar) else None)
+        self.plugin_library = load_plugin_library(trt, api, package.sidecar) if needs_plugin_library(
+            package.sidecar) else None
         self._runtime = trt.Runtime(self._logger)
         engine = self._runtime.deserialize_cuda_engine(package.model_path.read_bytes())
         if engine is None:
