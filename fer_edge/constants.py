@@ -4,6 +4,10 @@ Every dataset reader maps its own label order onto these tuples explicitly, ever
 emits logits in this order, and every sidecar records the tuple it was trained with.
 """
 
+from pathlib import Path
+
+SHIPPED_MODELS_DIR = Path(__file__).resolve().parent / "data" / "models"  # packages inside fer_edge
+
 EXPRESSIONS_7: tuple[str, ...] = ("neutral", "happy", "sad", "surprise", "fear", "disgust", "anger")
 EXPRESSIONS_8: tuple[str, ...] = EXPRESSIONS_7 + ("contempt",)
 

@@ -51,6 +51,20 @@ def test_shipped_default_manifest_lists_no_pixels_and_rebuilds(ferplus_dir: Path
     assert cset.tensors.shape == (512, 3, *manifest["preprocessing"]["size"])
 
 
+def test_a_manifest_is_prepared_at_the_models_input_spec(ferplus_dir: Path, tmp_path: Path) -> None:
+    """A manifest lists files: faces listed at 48x48 are prepared again for a 64x64 model (the build
+    used to die inside ONNX Runtime with "Got: 48 Expected: 64")."""
+    cset = calibration.from_ferplus(ferplus_dir / "FER2013Valid", SPEC, size=20, seed=1)
+    path = calibration.save(cset, tmp_path / "set.json")
+    wanted = InputSpec(size=(64, 64), color="gray", mean=(0.5,) * 3, std=(0.5,) * 3)
+    loaded = calibration.load(path, spec=wanted)
+    assert loaded.tensors.shape == (20, 3, 64, 64)
+    assert InputSpec.from_dict(loaded.manifest["preprocessing"]) == wanted and "tensor_sha256" not in loaded.manifest
+    first = ferplus_dir / "FER2013Valid" / cset.manifest["files"][0]["file"]
+    assert np.allclose(loaded.tensors[0], preprocess(cv2.imread(str(first), cv2.IMREAD_UNCHANGED), wanted)[0])
+    assert calibration.load(path, spec=SPEC).manifest_sha256 == cset.manifest_sha256  # same spec: as saved
+
+
 def test_changed_source_file_is_refused(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     for i in range(calibration.MIN_SIZE):

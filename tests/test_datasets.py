@@ -59,6 +59,20 @@ def test_ferplus_votes_protocol_keeps_ties_with_soft_labels(tmp_path: Path) -> N
     np.testing.assert_allclose(records.soft[1], [0.5, 0.5, 0, 0, 0, 0, 0])  # type: ignore[index]
 
 
+def test_ferplus_authors_protocol_drops_single_votes_and_keeps_8_emotions(tmp_path: Path) -> None:
+    """microsoft/FERPlus `majority` mode: votes of 1 dropped, then > 50 % of the rest, 8 emotions."""
+    split = _ferplus(tmp_path) / "FER2013Valid"
+    with open(split / "label.csv", "a") as handle:  # 4 of 10 is no strict majority; 4 of 4 after outlier removal
+        handle.write('g.png,"(0, 0, 48, 48)",4,1,1,1,1,1,1,0,0,0\n')
+    _png(split / "g.png", 130)
+    records = read_dataset(split, "val", 7, protocol="authors")
+    assert records.format == "ferplus_authors" and records.classes == EXPRESSIONS_8
+    assert [p.name for p in records.items] == ["a.png", "d.png", "e.png", "f.png", "g.png"]
+    assert [EXPRESSIONS_8[i] for i in records.labels] == ["surprise", "contempt", "sad", "fear", "neutral"]
+    assert records.dropped == {"no_majority": 1, "unknown_or_not_face": 1}
+    assert len(read_dataset(split, "val", 7)) == 3  # ours: strict majority of all 10 votes, 7 classes
+
+
 def test_corrupt_image_skipped_with_warning_and_all_corrupt_is_an_error(tmp_path: Path) -> None:
     root = _ferplus(tmp_path)
     (root / "FER2013Valid" / "e.png").write_bytes(b"\x89PNG not really")

@@ -122,3 +122,17 @@ def test_eval_record_stores_metrics_in_the_package_sidecar(checkpoint_and_data: 
     with pytest.warns(UserWarning):
         assert main(["eval", "--model", str(path), "--data", str(data), "--out", str(tmp_path / "ev2"), "--record"]) == 1
     assert "has none" in capsys.readouterr().err
+
+
+def test_eval_under_the_authors_protocol_scores_a_7_class_model_over_8_emotions(
+        checkpoint_and_data: tuple[Path, Path], tmp_path: Path) -> None:
+    from test_datasets import _ferplus
+
+    path, _ = checkpoint_and_data
+    root = _ferplus(tmp_path / "fp")
+    report = evaluate(path, root, split="val", protocol="authors")
+    ours = evaluate(path, root, split="val")
+    assert report["classes"][-1] == "contempt" and len(report["classes"]) == 8
+    assert report["images_used"] == 4 and ours["images_used"] == 3
+    assert report["per_class_accuracy"]["contempt"] == 0.0  # a 7-class model cannot say contempt
+    assert report["protocol"] == "ferplus_authors"

@@ -155,9 +155,15 @@ def save(cset: CalibrationSet, manifest_path: str | os.PathLike[str]) -> Path:
     return path
 
 
-def load(manifest_path: str | os.PathLike[str], root: str | os.PathLike[str] | None = None) -> CalibrationSet:
+def load(manifest_path: str | os.PathLike[str], root: str | os.PathLike[str] | None = None,
+         spec: InputSpec | None = None) -> CalibrationSet:
     """Load a set; when its tensor file is missing or stale, rebuild it from the listed files under
-    ``root`` (default: the manifest's ``root``; for FER+ manifests, that split of :func:`ferplus_root`)."""
+    ``root`` (default: the manifest's ``root``; for FER+ manifests, that split of :func:`ferplus_root`).
+
+    ``spec``: the model's input spec. A manifest lists files, not tensors, so a set prepared for
+    another input (48x48 faces for a 64x64 model) is prepared again from its files at ``spec``;
+    the returned manifest records the preprocessing actually used.
+    """
     path = Path(manifest_path)
     try:
         manifest = json.loads(path.read_text())
@@ -166,6 +172,9 @@ def load(manifest_path: str | os.PathLike[str], root: str | os.PathLike[str] | N
     if manifest.get("schema") != SCHEMA:
         raise DatasetError(f"{path}: calibration manifest schema {manifest.get('schema')!r}, expected {SCHEMA!r}")
     labels = np.asarray([f["label"] for f in manifest["files"]], dtype=np.int64)
+    if spec is not None and InputSpec.from_dict(manifest["preprocessing"]) != spec:
+        manifest = {k: v for k, v in manifest.items() if k not in ("tensor_file", "tensor_sha256")}
+        manifest["preprocessing"] = _spec_dict(spec)
     tensor_path = path.with_suffix(".npy")
     if tensor_path.is_file() and manifest.get("tensor_sha256") == sha256_file(tensor_path):
         return CalibrationSet(np.load(tensor_path), labels, manifest)

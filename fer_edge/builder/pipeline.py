@@ -53,19 +53,17 @@ class Source:
     prepared: Sidecar | None = None  # an ``--onnx-only`` package: the ONNX TensorRT builds, as it is
 
 
-def load_source(name: str) -> Source:
-    """Resolve ``--model``: a zoo id (untrained weights, with a warning), a ``.pt`` checkpoint, or an
-    ONNX package (``.onnx`` with its sidecar)."""
+def load_source(name: str, weights: str = "pretrained") -> Source:
+    """Resolve ``--model``: a zoo id (its shipped trained weights; random ones only when
+    ``weights="random"``, with a warning), a ``.pt`` checkpoint, or an ONNX package (``.onnx``
+    with its sidecar)."""
+    if weights not in ("pretrained", "random"):
+        raise ExportError(f"--weights must be 'pretrained' or 'random', got {weights!r}")
     path = Path(name)
     if path.suffix == ".pt":
         if not path.is_file():
             raise ModelNotFoundError(f"checkpoint {path} does not exist")
-        from fer_edge.training.checkpoint import load_checkpoint
-
-        model, meta = load_checkpoint(path)
-        return Source(meta["model_id"], meta["variant"], tuple(meta["classes"]), meta["input_spec"],
-                      load_recipe(meta["model_id"]), torch_model=model, metrics=meta.get("metrics"),
-                      training=meta.get("training"))
+        return _checkpoint_source(path)
     if path.suffix in (".onnx", ".json"):
         import onnx
 
@@ -78,15 +76,31 @@ def load_source(name: str) -> Source:
                       onnx_model=onnx.load(str(package.model_path)), metrics=side.metrics, training=side.training,
                       prepared=side if prepared else None)
     recipe = load_recipe(name)
+    if weights == "pretrained":
+        from fer_edge.models.pretrained import pretrained_package
+
+        package = pretrained_package(name, recipe.variant)
+        source = _checkpoint_source(package.model_path)
+        source.metrics, source.training = dict(package.sidecar.metrics), dict(package.sidecar.training)
+        return source
     from fer_edge.models import create_model
 
-    warnings.warn(f"building {name!r} from the zoo with UNTRAINED weights; pass a checkpoint (.pt) for a useful "
-                  "model", stacklevel=2)
+    warnings.warn(f"building {name!r} from the zoo with RANDOM weights (--weights random): its answers mean "
+                  "nothing; drop --weights for the shipped trained model", stacklevel=2)
     model = create_model(name, num_classes=7, variant=recipe.variant, in_size=recipe.in_size)
     cfg = model.default_cfg
     spec = InputSpec(size=tuple(cfg["in_size"]), color=cfg["color"], mean=tuple(cfg["mean"]),  # type: ignore[arg-type]
                      std=tuple(cfg["std"]))  # type: ignore[arg-type]
     return Source(name, recipe.variant, classes_for(cfg["num_classes"]), spec, recipe, torch_model=model)
+
+
+def _checkpoint_source(path: Path) -> Source:
+    from fer_edge.training.checkpoint import load_checkpoint
+
+    model, meta = load_checkpoint(path)
+    return Source(meta["model_id"], meta["variant"], tuple(meta["classes"]), meta["input_spec"],
+                  load_recipe(meta["model_id"]), torch_model=model, metrics=meta.get("metrics"),
+                  training=meta.get("training"))
 
 
 def is_prepared_for_tensorrt(sidecar: Sidecar) -> bool:
@@ -146,13 +160,13 @@ def calibration_set(calib_arg: str | None, source: Source, size: int, log: Calla
         default = calib.default_manifest()
         warnings.warn(f"no --calib given: using the default calibration set {default} (FER+ train faces); "
                       "calibrate on faces like yours for the best INT8 accuracy", stacklevel=2)
-        cset = calib.load(default)
-        if InputSpec.from_dict(cset.manifest["preprocessing"]) != source.spec or size < len(cset.tensors):
+        cset = calib.load(default, spec=source.spec)
+        if size < len(cset.tensors):
             return calib.from_ferplus(calib.ferplus_root() / cset.manifest["root"], source.spec, size)  # type: ignore[operator]
         return cset
     path = Path(calib_arg)
     if path.suffix == ".json":
-        return calib.load(path)
+        return calib.load(path, spec=source.spec)
     if (path / "label.csv").is_file():
         return calib.from_ferplus(path, source.spec, size, num_classes=len(source.classes))
     return calib.from_folder(path, source.spec, size, photos=True, classes=source.classes)
@@ -161,7 +175,7 @@ def calibration_set(calib_arg: str | None, source: Source, size: int, log: Calla
 def build(model: str, precision: str = "fp32", target: str | None = None, out: str | None = None,
           calib_dir: str | None = None, calib_size: int = calib.DEFAULT_SIZE, method: str = "entropy",
           batch: str | None = None, workspace: int | None = None, dla: int | None = None,
-          timing_cache: str | None = None, fp16_weights: bool = False,
+          timing_cache: str | None = None, fp16_weights: bool = False, weights: str = "pretrained",
           onnx_only: bool = False, log: Callable[[str], None] | None = None) -> ModelPackage:
     """Build a model package; see ``fer-edge build -h`` for the options.
 
@@ -191,7 +205,7 @@ def build(model: str, precision: str = "fp32", target: str | None = None, out: s
     precision, opts = resolve_options(target, precision, {"calib": calib_dir, "batch": batch, "workspace": workspace,
                                                           "dla": dla, "timing_cache": timing_cache, "method": method})
     with _signals_interrupt():
-        source = _step(say, "1", f"load {model}", lambda: load_source(model))
+        source = _step(say, "1", f"load {model}", lambda: load_source(model, weights))
         batch_range = BatchRange.parse(opts["batch"]) if "batch" in opts else source.recipe.batch
         table = TARGETS[target]
         if source.prepared is not None:

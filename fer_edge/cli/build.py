@@ -25,6 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timing-cache", default=None, metavar="FILE", help="TensorRT timing cache to reuse/update")
     parser.add_argument("--fp16-weights", action="store_true",
                         help="ONNX FP32 package: store weights as float16 (half the file; compute stays FP32)")
+    parser.add_argument("--weights", choices=("pretrained", "random"), default="pretrained",
+                        help="for a zoo id: its shipped trained weights (default) or random ones (testing only)")
     parser.add_argument("--onnx-only", action="store_true",
                         help="with --target tensorrt: stop before the engine (no TensorRT needed) and write the ONNX "
                              "TensorRT will build (plugin form, TensorRT's Q/DQ) + sidecar; prints the device commands")
@@ -35,5 +37,5 @@ def run(args: argparse.Namespace) -> int:
     from fer_edge.builder.pipeline import build
 
     build(args.model, args.precision, args.target, args.out, args.calib, args.calib_size, args.method, args.batch,
-          args.workspace, args.dla, args.timing_cache, args.fp16_weights, onnx_only=args.onnx_only)
+          args.workspace, args.dla, args.timing_cache, args.fp16_weights, onnx_only=args.onnx_only, weights=args.weights)
     return 0

@@ -18,8 +18,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fer_edge.models import VARIANTS, create_model, list_models
+    from fer_edge.models import VARIANTS, create_model, list_models, list_pretrained
     from fer_edge.models.profile import count_macs, count_params
+
+    shipped = set(list_pretrained())
 
     rows: list[dict[str, Any]] = []
     for name in list_models():
@@ -33,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
                     "in_size": list(size),
                     "params_m": round(count_params(model) / 1e6, 2),
                     "gmacs": round(count_macs(model, size) / 1e9, 3),
+                    "trained_weights": (name, variant) in shipped,
                 }
             )
     if args.json:
@@ -40,8 +43,9 @@ def run(args: argparse.Namespace) -> int:
             print(json.dumps(row))
         return 0
     print("FLOPs are counted as multiply-accumulates (GMACs) of Conv2d and Linear layers, one image, measured.")
-    print(f"{'model':<14}{'variant':<9}{'input':>9}{'params (M)':>12}{'GMACs':>9}")
+    print(f"{'model':<14}{'variant':<9}{'input':>9}{'params (M)':>12}{'GMACs':>9}  trained weights")
     for r in rows:
         size = f"{r['in_size'][0]}x{r['in_size'][1]}"
-        print(f"{r['model']:<14}{r['variant']:<9}{size:>9}{r['params_m']:>12.2f}{r['gmacs']:>9.3f}")
+        ships = "shipped" if r["trained_weights"] else "-"
+        print(f"{r['model']:<14}{r['variant']:<9}{size:>9}{r['params_m']:>12.2f}{r['gmacs']:>9.3f}  {ships}")
     return 0

@@ -2,7 +2,8 @@
 
 ``"default"`` is the package embedded in fer_edge (``fer_edge/data/models/fer_default*.json``);
 another id names packages in the cache (``$FER_EDGE_HOME/packages/<id>*.json``, default
-``~/.cache/fer_edge``); a path names one package (or a ``.pt`` checkpoint, for the torch
+``~/.cache/fer_edge``) and those shipped for that zoo id (``fer_edge/data/models/<id>*.json``:
+its trained weights and INT8 package), cache first; a path names one package (or a ``.pt`` checkpoint, for the torch
 backend). Nothing is ever built or downloaded here: a missing model is an error that says
 which command builds it (USERS.md: silent builds and downloads are what users hate most).
 """
@@ -13,6 +14,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from fer_edge.constants import SHIPPED_MODELS_DIR
 from fer_edge.engines import get_backend
 from fer_edge.engines.base import Engine
 from fer_edge.engines.onnxruntime import OnnxRuntimeManager
@@ -22,7 +24,7 @@ from fer_edge.errors import BackendUnavailableError, FerEdgeError, ModelNotFound
 from fer_edge.package import ModelPackage, load_package
 from fer_edge.trt_compat import installed_version
 
-DEFAULT_DIR = Path(__file__).resolve().parents[1] / "data" / "models"
+DEFAULT_DIR = SHIPPED_MODELS_DIR
 DEFAULT_STEM = "fer_default"
 BACKEND_NAMES = ("auto", "tensorrt", "onnxruntime", "torch")
 
@@ -63,10 +65,11 @@ def find_packages(model: str | os.PathLike[str]) -> list[ModelPackage]:
             raise ModelNotFoundError(f"the embedded default model is missing from {DEFAULT_DIR} (fer_default.json); "
                                      "reinstall fer_edge, or pass model=<id or package path>")
         return found
-    found = _scan(cache_dir(), text, model_id=text)
+    found = _scan(cache_dir(), text, model_id=text) + _scan(DEFAULT_DIR, text, model_id=text)
     if not found:
-        raise ModelNotFoundError(f"no package for model {text!r} in {cache_dir()}; build it with "
-                                 f"`fer-edge build --model {text}` (nothing is downloaded or built automatically)")
+        raise ModelNotFoundError(f"no package for model {text!r} in {cache_dir()} or among the shipped models; "
+                                 f"build it with `fer-edge build --model {text}` (nothing is downloaded or built "
+                                 "automatically)")
     return found
 
 
@@ -105,7 +108,12 @@ def _onnx_choice(packages: list[ModelPackage], precision: str, device: str | Non
     if device is None:
         device = "cuda" if "CUDAExecutionProvider" in OnnxRuntimeManager.providers() else "cpu"
     wanted = precision if precision != "auto" else ("int8" if device == "cpu" else "fp32")
-    by_precision = {p.sidecar.precision: p for p in onnx}
+    by_precision: dict[str, ModelPackage] = {}
+    for p in onnx:
+        by_precision.setdefault(p.sidecar.precision, p)  # the first found (the cache) wins
+    if precision != "auto" and precision not in by_precision:
+        raise BackendUnavailableError(f"{why}, but the model has no {precision} ONNX package (it has: "
+                                      f"{', '.join(sorted(by_precision))}); build one with `fer-edge build`")
     package = by_precision.get(wanted) or by_precision.get("fp32") or onnx[0]
     note = (f"{package.sidecar.precision} package" + (" (INT8 is faster on CPU)" if wanted == "int8" and
                                                        package.sidecar.precision == "int8" else ""))

@@ -51,15 +51,20 @@ def parse_size(in_size: int | tuple[int, int] | list[int] | None) -> tuple[int, 
 def create_model(
     name: str,
     num_classes: int = 7,
-    variant: str = "paper",
+    variant: str | None = None,
     in_size: int | tuple[int, int] | None = None,
+    pretrained: bool = False,
     **kwargs: Any,
 ) -> ZooModel:
     """Build model ``name`` (see :func:`list_models`) in size ``variant`` ("paper" or "edge").
 
     ``in_size`` only sets ``default_cfg["in_size"]`` (the size the model is trained, exported
     and benchmarked at); every model accepts other sizes down to its ``min_size``.
+    ``pretrained=True`` loads the trained weights shipped with fer_edge (checksum verified; the
+    variant defaults to ``edge``, the size they ship in, and ``in_size`` to theirs); without it the
+    weights are random and the variant defaults to ``paper``.
     """
+    variant = variant or ("edge" if pretrained else "paper")
     if name not in _entrypoints:
         raise ModelNotFoundError(
             f"unknown model id {name!r}{_suggest(name, list_models())} (known: {', '.join(list_models())})"
@@ -68,4 +73,20 @@ def create_model(
         raise InvalidInputError(f"num_classes must be 7 or 8 (the SDK's expression sets), got {num_classes!r}")
     if variant not in VARIANTS:
         raise InvalidInputError(f"unknown variant {variant!r}{_suggest(str(variant), VARIANTS)} (known: paper, edge)")
-    return _entrypoints[name](num_classes=num_classes, variant=variant, in_size=parse_size(in_size), **kwargs)
+    if not pretrained:
+        return _entrypoints[name](num_classes=num_classes, variant=variant, in_size=parse_size(in_size), **kwargs)
+    from fer_edge.models.pretrained import pretrained_checkpoint
+
+    checkpoint = pretrained_checkpoint(name, variant)
+    if num_classes != checkpoint["num_classes"]:
+        raise InvalidInputError(f"the shipped {name} weights have {checkpoint['num_classes']} classes, "
+                                f"not num_classes={num_classes}")
+    model = _entrypoints[name](num_classes=num_classes, variant=variant,
+                               in_size=parse_size(in_size) or tuple(checkpoint["in_size"]),
+                               **{**checkpoint.get("model_kwargs", {}), **kwargs})
+    try:
+        model.load_state_dict(checkpoint["state_dict"])  # float16 storage -> the model's float32
+    except RuntimeError as exc:
+        raise InvalidInputError(f"the shipped {name} weights do not fit this model ({kwargs or 'no'} "
+                                f"overrides): {str(exc)[:300]}") from exc
+    return model

@@ -16,9 +16,10 @@ import torch
 from fer_edge.constants import classes_for
 from fer_edge.errors import ModelNotFoundError, PackageError
 from fer_edge.fileio import atomic_path
-from fer_edge.package import InputSpec
+from fer_edge.package import InputSpec, ModelPackage, Sidecar, write_package
 
 FORMAT = "fer_edge.checkpoint/1"
+TRAINING_STATE = ("optimizer", "scheduler", "rng", "objective", "history", "best_accuracy")
 
 
 def checkpoint_meta(model_id: str, variant: str, num_classes: int, spec: InputSpec,
@@ -81,3 +82,25 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[torch.nn.Module, dict
     meta = {k: v for k, v in data.items() if k not in skip}
     meta["input_spec"] = InputSpec.from_dict(data["input_spec"])
     return model, meta
+
+
+def release_checkpoint(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> ModelPackage:
+    """A shippable torch package from a training checkpoint: weights stored as float16 (half the
+    file; the model loads them into float32), the training state dropped, and a sidecar (format
+    ``torch``) with the checksum, the input spec and how the weights were trained and selected.
+
+    Both files are written atomically; metrics measured on the package are added to the sidecar
+    later (``fer-edge eval --record``).
+    """
+    data = read_checkpoint(src)
+    payload = {k: v for k, v in data.items() if k not in TRAINING_STATE and k != "state_dict"}
+    payload["state_dict"] = {k: v.half() if v.is_floating_point() else v for k, v in data["state_dict"].items()}
+    out = Path(dst)
+    with atomic_path(out) as tmp:
+        torch.save(payload, tmp)
+    training = {**dict(data.get("training") or {}), "epoch": data.get("epoch"),
+                "selection": dict(data.get("metrics") or {}), "weights_storage": {"dtype": "float16"}}
+    sidecar = Sidecar(model_id=str(data["model_id"]), variant=str(data["variant"]), classes=tuple(data["classes"]),
+                      input=InputSpec.from_dict(data["input_spec"]), format="torch", file=out.name,
+                      training=training)
+    return write_package(out, sidecar)

@@ -3,7 +3,7 @@
 Every model form runs through the runtime's engines (:func:`fer_edge.engines.resolve.load_engine`:
 ``.pt`` on PyTorch, packages on ONNX Runtime or TensorRT) and every face through the one
 preprocess function, so FP32 vs INT8 vs engine accuracy is compared on equal terms. Labels follow
-each dataset's protocol (FER+: strict majority). ``occlusion`` repeats the run with a random
+each dataset's protocol (FER+: strict majority, or the FER+ authors' ``majority`` mode). ``occlusion`` repeats the run with a random
 noise patch over the eyes or the mouth of each aligned crop (in the spirit of O-RAF-DB).
 """
 
@@ -47,16 +47,21 @@ def _logits(engine: Any, images: np.ndarray, batch_size: int = 256) -> np.ndarra
 
 def evaluate(model: str | os.PathLike[str], data: str | os.PathLike[str], split: str | None = None,
              occlusion: bool = False, backend: str = "auto", precision: str = "auto", seed: int = 0,
-             limit: int | None = None) -> dict[str, Any]:
-    """Metrics of ``model`` (id, checkpoint or package) on ``data``'s ``split`` (default: test, else val)."""
+             limit: int | None = None, protocol: str = "majority") -> dict[str, Any]:
+    """Metrics of ``model`` (id, checkpoint or package) on ``data``'s ``split`` (default: test, else val).
+
+    ``protocol``: FER+ labels by our strict majority (``majority``, over the model's classes) or by
+    the FER+ authors' ``majority`` mode (``authors``: 8 emotions; a 7-class model's predictions are
+    scored by class name, so contempt faces count against it, as in the papers' numbers).
+    """
     from fer_edge.engines.resolve import load_engine
 
     engine, choice = load_engine(model, backend=backend, precision=precision)
-    classes = tuple(engine.classes)
+    model_classes = tuple(engine.classes)
     records = None
     for name in ([split] if split else ["test", "val"]):
         try:
-            records, split = read_dataset(data, name, len(classes), protocol="majority"), name
+            records, split = read_dataset(data, name, len(model_classes), protocol=protocol), name
             break
         except DatasetError:
             if split or name == "val":
@@ -68,7 +73,13 @@ def evaluate(model: str | os.PathLike[str], data: str | os.PathLike[str], split:
     records, images = decode_records(records, gray=spec.color == "gray", size=spec.size)
     if (records.labels < 0).all():
         raise DatasetError(f"{records.source} has no expression labels (a {records.format} dataset)")
-    report = classification_report(records.labels, _logits(engine, images).argmax(axis=1), classes)
+    classes = tuple(records.classes)
+    to_label_index = np.asarray([classes.index(c) for c in model_classes])  # model class -> label class
+
+    def predictions(faces: np.ndarray) -> np.ndarray:
+        return to_label_index[_logits(engine, faces).argmax(axis=1)]
+
+    report = classification_report(records.labels, predictions(images), classes)
     report.update(model=os.fspath(model), package=str(engine.package.sidecar_path), backend=choice.backend, precision=engine.package.sidecar.precision,
                   data=str(records.source), split=split, protocol=records.format,
                   images_used=len(records), images_dropped=dict(records.dropped))
@@ -77,7 +88,7 @@ def evaluate(model: str | os.PathLike[str], data: str | os.PathLike[str], split:
         for region in OCCLUSION_REGIONS:
             rng = np.random.default_rng([seed, len(region)])
             occluded = np.stack([occlude(img, region, rng) for img in images])
-            acc = float((_logits(engine, occluded).argmax(axis=1) == records.labels).mean())
+            acc = float((predictions(occluded) == records.labels).mean())
             report["occlusion"][region] = {"accuracy": acc, "drop": report["accuracy"] - acc}
     return report
 
@@ -142,8 +153,9 @@ def record_in_sidecar(report: dict[str, Any]) -> Path:
     from fer_edge.errors import PackageError
     from fer_edge.package import load_package, write_package
 
-    if report["backend"] == "torch":
-        raise PackageError("--record stores metrics in a package's sidecar; a .pt checkpoint has none (build one)")
+    if not Path(report["package"]).is_file():
+        raise PackageError("--record stores metrics in a package's sidecar; a bare .pt checkpoint has none "
+                           "(package it first)")
     package = load_package(report["package"])
     package.sidecar.metrics[f"{report['protocol']}/{report['split']}"] = {
         k: report[k] for k in RECORDED_KEYS if k in report}

@@ -86,9 +86,17 @@ def read_ferplus(split_dir: Path, num_classes: int = 8, protocol: str = "majorit
     is unknown/NF, lacks a strict majority (top > half of all 10 votes) or is contempt for a
     7-class model. ``protocol="votes"`` is for training on the vote distribution: every image
     whose top vote is an expression in the class set, soft label = its normalised votes.
+
+    ``protocol="authors"`` is the FER+ authors' ``majority`` mode (microsoft/FERPlus), the number
+    papers report: single votes are dropped, the label is the option with > 50 % of the remaining
+    votes, images whose label is unknown/NF (or without such a majority) are dropped. It always
+    labels over the 8 emotions (format ``ferplus_authors``), so a 7-class model is wrong on every
+    contempt face.
     """
-    if protocol not in ("majority", "votes"):
-        raise DatasetError(f"FER+ protocol must be 'majority' or 'votes', got {protocol!r}")
+    if protocol not in ("majority", "votes", "authors"):
+        raise DatasetError(f"FER+ protocol must be 'majority', 'votes' or 'authors', got {protocol!r}")
+    if protocol == "authors":
+        num_classes = 8
     classes = classes_for(num_classes)
     label_file = split_dir / "label.csv"
     column_to_class = np.zeros((10, num_classes), dtype=np.float32)
@@ -106,9 +114,13 @@ def read_ferplus(split_dir: Path, num_classes: int = 8, protocol: str = "majorit
                 if row_no == 0:
                     continue  # a header line
                 raise DatasetError(f"{label_file}:{row_no + 1}: expected file, box and 10 vote counts, got {row}")
+            if protocol == "authors":
+                votes = np.where(votes > 1, votes, 0)  # the authors' outlier removal: single votes
             top = int(votes.argmax())
             class_votes = votes @ column_to_class
-            if FERPLUS_COLUMNS[top] is None:
+            if protocol == "authors" and votes[top] * 2 <= votes.sum():
+                dropped["no_majority"] += 1
+            elif FERPLUS_COLUMNS[top] is None:
                 dropped["unknown_or_not_face"] += 1
             elif FERPLUS_COLUMNS[top] not in classes:
                 dropped["contempt"] += 1
@@ -119,7 +131,8 @@ def read_ferplus(split_dir: Path, num_classes: int = 8, protocol: str = "majorit
                 labels.append(classes.index(FERPLUS_COLUMNS[top]))  # type: ignore[arg-type]
                 softs.append(class_votes / class_votes.sum())
     soft = np.stack(softs).astype(np.float32) if softs else None
-    return _build(split_dir, "ferplus", classes, items, labels, dropped, soft=soft)
+    fmt = "ferplus_authors" if protocol == "authors" else "ferplus"
+    return _build(split_dir, fmt, classes, items, labels, dropped, soft=soft)
 
 
 def read_rafdb(root: Path, split: str = "train", num_classes: int = 7) -> Records:

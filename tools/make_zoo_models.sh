@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Package the zoo's trained edge models for shipping (after tools/train_zoo_edge.sh): each becomes
+# fer_edge/data/models/<id>.pt (+ .json; float16-stored weights, used by create_model(pretrained=True)
+# and `fer-edge build --model <id>`) and <id>_int8.onnx (+ .json; ONNX Runtime INT8, what
+# Recognizer(model=<id>) runs on a CPU). Every package is measured on all of FER+ valid under both
+# protocols, with eyes/mouth occlusion, and the numbers are recorded in its sidecar.
+# Usage: tools/make_zoo_models.sh [MODEL ...]   (default: han_pff local_joint faer simam_resnet)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+FERPLUS=${FER_EDGE_FERPLUS:-../shared/data/ferplus}
+OUT=fer_edge/data/models
+for model in ${*:-han_pff local_joint faer simam_resnet}; do
+  python tools/ship_weights.py "runs/zoo_$model/best.pt" "$OUT/$model.pt"
+  fer-edge build --model "$model" --int8 --target onnxruntime --calib calibration/fer_default.json \
+    --method entropy -o "$OUT/${model}_int8.onnx"
+  for package in "$model" "${model}_int8"; do
+    for protocol in majority authors; do
+      fer-edge eval --model "$OUT/$package.json" --data "$FERPLUS" --split val --protocol "$protocol" \
+        --occlusion --record --out "runs/eval_${package}_$protocol"
+    done
+  done
+done
