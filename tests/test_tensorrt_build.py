@@ -41,7 +41,7 @@ def test_engine_package_builds_and_records_the_gpu(gpu: dict, ferplus_dir: Path,
             build("simam_resnet", precision, "tensorrt", str(tmp_path / "m.engine"), log=lambda _: None)
         assert not (tmp_path / "m.engine").exists()
         return
-    package = build("simam_resnet", precision, "tensorrt", str(tmp_path / "m.engine"), batch="1:4:8",
+    package = build("simam_resnet", precision, "tensorrt", str(tmp_path / "m.engine"), batch="1:4:8", weights="random",
                     calib_dir=str(ferplus_dir / "FER2013Valid"), calib_size=64, log=lambda _: None)
     side = load_package(package.sidecar_path).sidecar
     assert side.format == "tensorrt" and side.precision == precision
