@@ -65,6 +65,17 @@ def test_a_manifest_is_prepared_at_the_models_input_spec(ferplus_dir: Path, tmp_
     assert calibration.load(path, spec=SPEC).manifest_sha256 == cset.manifest_sha256  # same spec: as saved
 
 
+@pytest.mark.parametrize("name", ["../outside.png", "/etc/passwd", "a/../../b.png"])
+def test_a_manifest_file_outside_its_root_is_refused(tmp_path: Path, name: str) -> None:
+    manifest = {"schema": calibration.SCHEMA, "source": "folder", "kind": "crops", "root": str(tmp_path),
+                "seed": 0, "size": 1, "preprocessing": calibration._spec_dict(SPEC),
+                "files": [{"file": name, "sha256": "0" * 64, "label": 0}]}
+    path = tmp_path / "set.json"
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(DatasetError, match="relative paths inside"):
+        calibration.load(path)
+
+
 def test_changed_source_file_is_refused(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     for i in range(calibration.MIN_SIZE):

@@ -14,9 +14,13 @@ for model in ${*:-han_pff local_joint faer simam_resnet}; do
   fer-edge build --model "$model" --int8 --target onnxruntime --calib calibration/fer_default.json \
     --method entropy -o "$OUT/${model}_int8.onnx"
   for package in "$model" "${model}_int8"; do
+    agree=()
+    [[ $package == *_int8 ]] && agree=(--agree-with "$OUT/$model.json")
     for protocol in majority authors; do
       fer-edge eval --model "$OUT/$package.json" --data "$FERPLUS" --split val --protocol "$protocol" \
-        --occlusion --record --out "runs/eval_${package}_$protocol"
+        --occlusion --record --out "runs/eval_${package}_$protocol" "${agree[@]}"
     done
   done
+  cp "runs/eval_${model}_majority/confusion.png" "docs/model_card/${model}_confusion.png"
+  cp "runs/eval_${model}_int8_majority/confusion.png" "docs/model_card/${model}_int8_confusion.png"
 done

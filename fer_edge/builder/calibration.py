@@ -180,7 +180,7 @@ def load(manifest_path: str | os.PathLike[str], root: str | os.PathLike[str] | N
         return CalibrationSet(np.load(tensor_path), labels, manifest)
     ferplus = ferplus_root() if manifest.get("source") == "ferplus" else None
     base = Path(root) if root else (ferplus / manifest["root"] if ferplus else Path(manifest["root"]))
-    paths = [base / f["file"] for f in manifest["files"]]
+    paths = [_listed_file(base, str(f["file"]), path) for f in manifest["files"]]
     for entry, file_path in zip(manifest["files"], paths):
         if not file_path.is_file():
             raise DatasetError(f"calibration file {file_path} (listed in {path.name}) is missing; pass its root folder")
@@ -188,6 +188,16 @@ def load(manifest_path: str | os.PathLike[str], root: str | os.PathLike[str] | N
             raise DatasetError(f"calibration file {file_path} differs from the one {path.name} lists (sha256)")
     spec = InputSpec.from_dict(manifest["preprocessing"])
     return CalibrationSet(_faces(paths, manifest["kind"], spec), labels, manifest)
+
+
+def _listed_file(base: Path, name: str, manifest_path: Path) -> Path:
+    """A manifest's file, which must lie inside its root: a manifest naming ``../../etc/passwd`` or an
+    absolute path is refused before anything is opened."""
+    relative = Path(name)
+    if relative.is_absolute() or ".." in relative.parts:
+        raise DatasetError(f"{manifest_path.name} lists {name!r}: calibration files must be relative paths "
+                           "inside the manifest's root")
+    return base / relative
 
 
 def parity_faces(spec: InputSpec, count: int = 8) -> tuple[np.ndarray, str]:

@@ -16,6 +16,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--protocol", default="majority", choices=["majority", "authors"],
                         help="FER+ labels: our strict majority over the model's classes, or the FER+ authors' "
                              "majority mode (8 emotions, single votes dropped; the number papers report)")
+    parser.add_argument("--agree-with", metavar="MODEL",
+                        help="also report how often this other form of the model (e.g. its FP32 package) agrees")
     parser.add_argument("--occlusion", action="store_true", help="also evaluate with eyes / mouth occluded")
     parser.add_argument("--limit", type=int, help="evaluate only the first N images")
     parser.add_argument("--out", default="runs/eval", help="folder for metrics.json and confusion.png")
@@ -28,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     from fer_edge.training.evaluate import evaluate, format_report, record_in_sidecar, write_outputs
 
     report = evaluate(args.model, args.data, split=args.split, occlusion=args.occlusion, backend=args.backend,
-                      precision=args.precision, limit=args.limit, protocol=args.protocol)
+                      precision=args.precision, limit=args.limit, protocol=args.protocol, agree_with=args.agree_with)
     metrics, png = write_outputs(report, args.out)
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     if not args.json:

@@ -47,12 +47,15 @@ def _logits(engine: Any, images: np.ndarray, batch_size: int = 256) -> np.ndarra
 
 def evaluate(model: str | os.PathLike[str], data: str | os.PathLike[str], split: str | None = None,
              occlusion: bool = False, backend: str = "auto", precision: str = "auto", seed: int = 0,
-             limit: int | None = None, protocol: str = "majority") -> dict[str, Any]:
+             limit: int | None = None, protocol: str = "majority",
+             agree_with: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """Metrics of ``model`` (id, checkpoint or package) on ``data``'s ``split`` (default: test, else val).
 
     ``protocol``: FER+ labels by our strict majority (``majority``, over the model's classes) or by
     the FER+ authors' ``majority`` mode (``authors``: 8 emotions; a 7-class model's predictions are
     scored by class name, so contempt faces count against it, as in the papers' numbers).
+    ``agree_with``: another form of the model (e.g. the FP32 package of an INT8 one); the report's
+    ``agreement`` is the fraction of faces on which both give the same label.
     """
     from fer_edge.engines.resolve import load_engine
 
@@ -79,7 +82,14 @@ def evaluate(model: str | os.PathLike[str], data: str | os.PathLike[str], split:
     def predictions(faces: np.ndarray) -> np.ndarray:
         return to_label_index[_logits(engine, faces).argmax(axis=1)]
 
-    report = classification_report(records.labels, predictions(images), classes)
+    predicted = predictions(images)
+    report = classification_report(records.labels, predicted, classes)
+    if agree_with is not None:
+        reference, _ = load_engine(agree_with)
+        if tuple(reference.classes) != model_classes:
+            raise DatasetError(f"{agree_with} predicts {reference.classes}, not this model's {model_classes}")
+        same = to_label_index[_logits(reference, images).argmax(axis=1)] == predicted
+        report["agreement"] = {"with": os.fspath(agree_with), "fraction": float(same.mean())}
     report.update(model=os.fspath(model), package=str(engine.package.sidecar_path), backend=choice.backend, precision=engine.package.sidecar.precision,
                   data=str(records.source), split=split, protocol=records.format,
                   images_used=len(records), images_dropped=dict(records.dropped))
@@ -138,13 +148,15 @@ def format_report(report: dict[str, Any]) -> str:
     lines.append(" " * (width + 2) + " ".join(f"{c[:5]:>5}" for c in report["classes"]))
     lines += [f"  {c:<{width}}" + " ".join(f"{v:>5}" for v in row)
               for c, row in zip(report["classes"], report["confusion_matrix"])]
+    if "agreement" in report:
+        lines.append(f"same label as {report['agreement']['with']}: {report['agreement']['fraction']:.4f}")
     for region, res in report.get("occlusion", {}).items():
         lines.append(f"occluded {region}: accuracy {res['accuracy']:.4f} (drop {res['drop'] * 100:.1f} points)")
     return "\n".join(lines)
 
 
 RECORDED_KEYS = ("accuracy", "macro_precision", "macro_recall", "macro_f1", "per_class_accuracy", "num_images",
-                 "occlusion")
+                 "occlusion", "agreement")
 
 
 def record_in_sidecar(report: dict[str, Any]) -> Path:

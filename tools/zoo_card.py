@@ -1,0 +1,62 @@
+"""Print the README's zoo model-card tables from what the shipped sidecars record.
+
+Usage: ``python tools/zoo_card.py [LATENCY.json]``. Accuracy numbers come from the sidecars of
+``fer_edge/data/models/<id>.json`` (FP32, float16-stored weights, run on PyTorch) and
+``<id>_int8.json`` (ONNX Runtime INT8), recorded by ``tools/make_zoo_models.sh``; parameters and
+MACs are measured from the code; latency (optional) is a JSON file mapping ``<id>`` to
+``{"fp32": ms, "int8": ms}`` from ``fer-edge bench`` (the command is in the README).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from fer_edge.constants import SHIPPED_MODELS_DIR
+from fer_edge.models import create_model, list_pretrained
+from fer_edge.models.profile import count_macs, count_params
+from fer_edge.package import load_package
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.2f} %"
+
+
+def _metrics(stem: str) -> dict[str, Any]:
+    return load_package(SHIPPED_MODELS_DIR / f"{stem}.json", verify=False).sidecar.metrics
+
+
+def main() -> None:
+    latency = json.loads(open(sys.argv[1]).read()) if len(sys.argv) > 1 else {}
+    print("| model | params (M) | GMACs | epochs | FP32 strict | FP32 authors | INT8 strict | INT8 authors "
+          "| INT8 = FP32 label | macro F1 (FP32) | eyes / mouth occluded (FP32) | CPU ms FP32 / INT8 |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    per_class = []
+    for model_id, variant in list_pretrained():
+        model = create_model(model_id, pretrained=True)
+        size = model.default_cfg["in_size"]
+        side = load_package(SHIPPED_MODELS_DIR / f"{model_id}.json", verify=False).sidecar
+        fp32, int8 = _metrics(model_id), _metrics(f"{model_id}_int8")
+        strict32, strict8 = fp32["ferplus/val"], int8["ferplus/val"]
+        occ = strict32.get("occlusion", {})
+        ms = latency.get(model_id, {})
+        speed = f"{ms['fp32']:.2f} / {ms['int8']:.2f}" if ms else "-"
+        agree = strict8.get("agreement", {}).get("fraction")
+        print(f"| `{model_id}` ({variant}, {size[0]}x{size[1]}) | {count_params(model) / 1e6:.2f} "
+              f"| {count_macs(model, size) / 1e9:.3f} | {side.training.get('epoch')}/{side.training['config']['epochs']} "
+              f"| **{_pct(strict32['accuracy'])}** | {_pct(fp32['ferplus_authors/val']['accuracy'])} "
+              f"| {_pct(strict8['accuracy'])} | {_pct(int8['ferplus_authors/val']['accuracy'])} "
+              f"| {_pct(agree) if agree is not None else '-'} | {_pct(strict32['macro_f1'])} "
+              f"| {_pct(occ['eyes']['accuracy'])} / {_pct(occ['mouth']['accuracy'])} | {speed} |")
+        per_class.append((model_id, strict32["per_class_accuracy"], strict8["per_class_accuracy"]))
+    classes = list(per_class[0][1])
+    print("\nPer-class accuracy, FP32 / INT8 (strict protocol):\n")
+    print("| model | " + " | ".join(classes) + " |")
+    print("|---|" + "---:|" * len(classes))
+    for model_id, acc32, acc8 in per_class:
+        print(f"| `{model_id}` | " + " | ".join(f"{100 * acc32[c]:.1f} / {100 * acc8[c]:.1f}" for c in classes) + " |")
+
+
+if __name__ == "__main__":
+    main()
