@@ -68,6 +68,15 @@ def test_onnxruntime_matches_the_onnx_reference(package) -> None:  # type: ignor
     assert engine.describe()["threads"] == 1
 
 
+def test_onnxruntime_threads_do_not_spin_unless_asked(package, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.delenv("FER_EDGE_ORT_SPINNING", raising=False)
+    engine = OnnxRuntimeManager.load(package, threads=1)
+    assert engine.describe()["spinning"] is False
+    assert engine.session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    monkeypatch.setenv("FER_EDGE_ORT_SPINNING", "1")
+    assert OnnxRuntimeManager.load(package, threads=1).describe()["spinning"] is True
+
+
 def test_batches_beyond_max_batch_are_chunked(package) -> None:  # type: ignore[no-untyped-def]
     engine = OnnxRuntimeManager.load(package, threads=1)
     assert engine.max_batch == 4

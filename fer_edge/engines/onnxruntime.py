@@ -3,6 +3,12 @@
 ``InferenceSession.run`` is thread-safe, so one engine serves many threads. The intra-op thread
 count is always set explicitly: several sessions each grabbing every core oversubscribe the CPU
 (ORT#3099, USERS.md); it defaults to ``FER_EDGE_THREADS`` or min(4, cores).
+
+Intra-op threads do not spin-wait between runs unless ``FER_EDGE_ORT_SPINNING=1``: in the
+Recognizer, OpenCV (detection, alignment) runs between inferences, and ORT workers spinning for
+the next run took the cores it needed. On the 2-core benchmark machine (under load) spinning off
+made a 640x480 frame 2x faster end to end and batch-8 inference faster too; batch 1 alone was
+~0.1 ms slower (bench/README.md, "Streams").
 """
 
 from __future__ import annotations
@@ -23,6 +29,11 @@ def default_threads() -> int:
     """Intra-op threads: ``FER_EDGE_THREADS`` when set, else min(4, cores)."""
     env = os.environ.get("FER_EDGE_THREADS", "")
     return int(env) if env.isdigit() and int(env) > 0 else min(4, os.cpu_count() or 1)
+
+
+def allow_spinning() -> bool:
+    """Whether ORT's intra-op threads spin-wait between runs: only with ``FER_EDGE_ORT_SPINNING=1``."""
+    return os.environ.get("FER_EDGE_ORT_SPINNING", "0").strip() == "1"
 
 
 def providers_for(device: str | None, available: list[str]) -> list[Any]:
@@ -55,12 +66,14 @@ class OnnxRuntimeEngine(Engine):
         options.intra_op_num_threads = threads or default_threads()
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if allow_spinning() else "0")
         providers = providers_for(device, ort.get_available_providers())
         try:
             self.session = ort.InferenceSession(str(package.model_path), options, providers=providers)
         except Exception as exc:  # ORT raises its own exception types for unreadable or invalid graphs
             raise PackageError(f"ONNX Runtime cannot load {package.model_path}: {exc}") from exc
         self.threads = options.intra_op_num_threads
+        self.spinning = allow_spinning()
         self.providers = self.session.get_providers()
         self._check_io()
 
@@ -88,7 +101,8 @@ class OnnxRuntimeEngine(Engine):
         return np.asarray(self.session.run([self._output_name], {self._input_name: batch})[0])
 
     def describe(self) -> dict[str, object]:
-        return {**super().describe(), "providers": self.providers, "threads": self.threads}
+        return {**super().describe(), "providers": self.providers, "threads": self.threads,
+                "spinning": self.spinning}
 
 
 @register_backend
