@@ -22,6 +22,7 @@ from fer_edge.fileio import atomic_write
 from fer_edge.recognizer import FrameResult, Recognizer
 from fer_edge.recognizer.draw import annotate
 from fer_edge.recognizer.sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES, read_image
+from fer_edge.recognizer.tracking import POLICIES, DetectionPolicy
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,6 +33,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON line per image/frame to stdout")
     parser.add_argument("--save", type=Path, help="annotated output: a folder for images, a video file for video")
     parser.add_argument("--max-frames", type=int, default=None, help="stop a video/camera after N frames")
+    parser.add_argument("--detect-policy", choices=POLICIES, default="track",
+                        help="video/camera: 'track' (default) detects on the whole frame every --detect-every frames "
+                             "and when a face is lost, and re-detects tracked faces near their last box in between; "
+                             "'full' detects on the whole of every frame")
+    parser.add_argument("--detect-every", type=int, default=DetectionPolicy.detect_every, metavar="N",
+                        help="video/camera, 'track': full-frame detection at least every N frames (default %(default)s)")
+    parser.add_argument("--margin", type=float, default=DetectionPolicy.margin,
+                        help="video/camera, 'track': the re-detection region grows the last box by this fraction "
+                             "of its side on each side (default %(default)s)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -102,7 +112,7 @@ def _run_stream(rec: Recognizer, source: int | Path, args: argparse.Namespace) -
         capture.release()
     if args.max_frames:
         total = min(total or args.max_frames, args.max_frames)
-    stream = rec.stream(source)
+    stream = rec.stream(source, policy=DetectionPolicy(args.detect_policy, args.detect_every, args.margin))
     with contextlib.ExitStack() as stack:
         bar = stack.enter_context(_progress(total, args.quiet, "frame"))
         writer = None
@@ -123,6 +133,7 @@ def _run_stream(rec: Recognizer, source: int | Path, args: argparse.Namespace) -
 
 
 def run(args: argparse.Namespace) -> int:
+    DetectionPolicy(args.detect_policy, args.detect_every, args.margin)  # bad options fail before the model loads
     source = Path(args.source)
     if args.source.isdigit() and not source.exists():
         return _run_stream(Recognizer(args.model, args.backend, args.device), int(args.source), args)

@@ -2,6 +2,6 @@
 
 from fer_edge.recognizer.recognizer import Recognizer, Stream
 from fer_edge.recognizer.results import RESULT_SCHEMA, FaceResult, FrameResult
-from fer_edge.recognizer.tracking import Smoothing
+from fer_edge.recognizer.tracking import DetectionPolicy, Smoothing
 
-__all__ = ["RESULT_SCHEMA", "FaceResult", "FrameResult", "Recognizer", "Smoothing", "Stream"]
+__all__ = ["RESULT_SCHEMA", "DetectionPolicy", "FaceResult", "FrameResult", "Recognizer", "Smoothing", "Stream"]

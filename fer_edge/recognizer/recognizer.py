@@ -9,7 +9,9 @@ be shared by many threads; per-stream state (tracks) lives in each :class:`Strea
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -20,9 +22,9 @@ from fer_edge.engines.resolve import load_engine
 from fer_edge.errors import InvalidInputError
 from fer_edge.recognizer.results import FaceResult, FrameResult
 from fer_edge.recognizer.sources import Source, frames_from
-from fer_edge.recognizer.tracking import IoUTracker, Smoothing
+from fer_edge.recognizer.tracking import DetectionPolicy, IoUTracker, Smoothing, iou_matrix
 from fer_edge.vision.align import align_face, box_crop_landmarks
-from fer_edge.vision.detector import Detection, FaceDetector, YuNetDetector, ensure_bgr
+from fer_edge.vision.detector import Detection, FaceDetector, YuNetDetector, detect_around, ensure_bgr
 from fer_edge.vision.preprocess import preprocess
 
 
@@ -96,9 +98,24 @@ class Recognizer:
         return [self._result(Detection((0.0, 0.0, float(c.shape[1]), float(c.shape[0])), np.full((5, 2), np.nan), 1.0),
                              p) for c, p in zip(crops, probs)]
 
-    def stream(self, source: Source, rgb: bool = False, fps: float | None = None) -> Stream:
-        """Results per frame of a camera index, video file or iterable of frames, with track ids and smoothing."""
-        return Stream(self, source, rgb, fps)
+    def stream(self, source: Source, rgb: bool = False, fps: float | None = None, *,
+               policy: str | DetectionPolicy = "track", detect_every: int | None = None,
+               margin: float | None = None) -> Stream:
+        """Results per frame of a camera index, video file or iterable of frames, with track ids and smoothing.
+
+        ``policy``: ``"track"`` (default) runs full-frame detection every ``detect_every`` frames
+        (default 10) and when a track is lost, and in between re-detects each tracked face in the
+        square around its last box grown by ``margin`` (default 0.25) of its side; ``"full"``
+        detects on the whole of every frame. See :class:`DetectionPolicy`.
+        """
+        if isinstance(policy, DetectionPolicy):
+            chosen = policy
+        elif isinstance(policy, str):
+            chosen = DetectionPolicy(policy)
+        else:
+            raise InvalidInputError(f"policy must be 'track', 'full' or a DetectionPolicy, got {type(policy).__name__}")
+        changes = {k: v for k, v in (("detect_every", detect_every), ("margin", margin)) if v is not None}
+        return Stream(self, source, rgb, fps, dataclasses.replace(chosen, **changes) if changes else chosen)
 
     def _crop(self, image: np.ndarray, face: Detection) -> np.ndarray:
         landmarks = face.landmarks
@@ -122,21 +139,35 @@ class Recognizer:
                           smoothed=None if smoothed is None else dict(zip(self.classes, map(float, smoothed))))
 
 
+STAGES = ("detect", "align", "preprocess", "infer", "postprocess")
+
+
 class Stream:
     """Iterator of :class:`FrameResult` over a source, tracking faces and smoothing per track.
 
     Ask :meth:`expression` for a track's smoothed expression ("over the last second" with the
     default window) and :meth:`summary` for every track's whole-stream mean; ``frame`` is the
-    latest frame (BGR), e.g. for :func:`fer_edge.recognizer.draw.annotate`.
+    latest frame (BGR), e.g. for :func:`fer_edge.recognizer.draw.annotate`. ``policy`` (a
+    :class:`DetectionPolicy`) says where faces are detected; after each frame ``last_pass`` says
+    what ran (``"full"``: full-frame detection, ``"region"``: re-detection around the tracked
+    faces, ``"none"``: no face tracked and no full pass due), ``passes`` counts them and
+    ``stage_seconds`` holds that frame's time per stage (:data:`STAGES`).
     """
 
-    def __init__(self, recognizer: Recognizer, source: Source, rgb: bool, fps: float | None) -> None:
+    def __init__(self, recognizer: Recognizer, source: Source, rgb: bool, fps: float | None,
+                 policy: DetectionPolicy | None = None) -> None:
         self.recognizer, self.rgb = recognizer, rgb
+        self.policy = policy or DetectionPolicy()
         self.tracker = IoUTracker(recognizer.smoothing)
         self._frames = frames_from(source, fps)
         self._index = -1
         self._time = 0.0
+        self._last_full: int | None = None
+        self._found: list[int] = []  # track ids of the faces found in the previous frame
         self.frame = np.zeros((0, 0, 3), dtype=np.uint8)
+        self.last_pass = ""
+        self.passes = {"full": 0, "region": 0, "none": 0}
+        self.stage_seconds: dict[str, float] = {}
 
     def __iter__(self) -> Iterator[FrameResult]:
         return self
@@ -146,13 +177,66 @@ class Stream:
         self._index += 1
         self._time = stamp
         rec = self.recognizer
-        image, faces = rec.detect(frame, self.rgb)
+        marks = [time.perf_counter()]
+        image = ensure_bgr(frame, self.rgb)
         self.frame = image
-        probs = rec._classify([rec._crop(image, face) for face in faces])
-        tracked = self.tracker.update([f.box for f in faces], probs, stamp)
+        faces, track_ids = self._detect(image)
+        marks.append(time.perf_counter())
+        crops = [rec._crop(image, face) for face in faces]
+        marks.append(time.perf_counter())
+        batch = preprocess(crops, rec.spec) if crops else None
+        marks.append(time.perf_counter())
+        probs = softmax(rec.engine.infer(batch)) if batch is not None else np.zeros((0, len(rec.classes)))
+        marks.append(time.perf_counter())
+        tracked = self.tracker.update([f.box for f in faces], probs, stamp, track_ids)
+        self._found = [track_id for track_id, _ in tracked]
         results = [rec._result(face, p, track_id, smooth if rec.smoothing else None)
                    for face, p, (track_id, smooth) in zip(faces, probs, tracked)]
+        marks.append(time.perf_counter())
+        self.stage_seconds = {stage: end - start for stage, start, end in zip(STAGES, marks, marks[1:])}
+        self.passes[self.last_pass] += 1
         return FrameResult(results, self._index, stamp)
+
+    def _detect(self, image: np.ndarray) -> tuple[list[Detection], list[int | None]]:
+        """This frame's faces (and their track ids where re-found in a track's region), per the policy."""
+        rec, policy = self.recognizer, self.policy
+        tracks = [self.tracker.tracks[i] for i in self._found if i in self.tracker.tracks]
+        due = self._last_full is None or self._index - self._last_full >= policy.detect_every
+        if policy.policy == "track" and not (due and len(tracks) < rec.max_faces):
+            if not tracks:  # nobody to follow and no full pass due
+                self.last_pass = "none"
+                return [], []
+            pays = getattr(rec.detector, "regions_pay", None)
+            found = None
+            if not callable(pays) or pays(image.shape, [t.box for t in tracks], policy.margin):
+                found = self._redetect(image, tracks)
+            if found is not None:
+                self.last_pass = "region"
+                return found
+        self._last_full = self._index
+        self.last_pass = "full"
+        faces = rec.detect(image)[1]
+        return faces, [None] * len(faces)
+
+    def _redetect(self, image: np.ndarray, tracks: list[Any]) -> tuple[list[Detection], list[int | None]] | None:
+        """Each track's face re-detected around its last box, or None when one of them is lost."""
+        rec = self.recognizer
+        faces: list[Detection] = []
+        for track in tracks:
+            near = [f for f in detect_around(rec.detector, image, track.box, self.policy.margin)
+                    if min(f.box[2], f.box[3]) >= rec.min_face]
+            if not near:
+                return None
+            overlap = iou_matrix(np.asarray([f.box for f in near], dtype=np.float64), track.box[None, :])[:, 0]
+            if faces:  # a face already given to another track is not this track's
+                taken = iou_matrix(np.asarray([f.box for f in near], dtype=np.float64),
+                                   np.asarray([f.box for f in faces], dtype=np.float64)).max(axis=1)
+                overlap = np.where(taken > 0.5, 0.0, overlap)
+            best = int(np.argmax(overlap))
+            if overlap[best] < self.tracker.iou_threshold:
+                return None
+            faces.append(near[best])
+        return faces, [track.track_id for track in tracks]
 
     def expression(self, track_id: int) -> dict[str, float] | None:
         """Smoothed probabilities of a live track as of the latest frame, or None if it is gone."""

@@ -1,15 +1,20 @@
-"""IoU tracking and per-track temporal smoothing for streams.
+"""IoU tracking, per-track temporal smoothing, and the detection policy of streams.
 
 Per-frame labels flicker; a kiosk wants "this person's expression over the last second". Faces
 are matched to tracks greedily by box IoU (faces move little between frames at camera rates),
 and each track keeps either a time window of probabilities or an exponential moving average.
 State is bounded: windows hold at most ``seconds`` of history and tracks unseen for
 ``max_age`` seconds are retired into a fixed-size summary, so long streams run in flat memory.
+
+Full-frame detection is most of a frame's cost, and between frames faces move little:
+:class:`DetectionPolicy` says when a stream runs it and when it only re-detects each tracked face
+in a small region around its last box.
 """
 
 from __future__ import annotations
 
 import itertools
+import numbers
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -38,6 +43,43 @@ class Smoothing:
         if value in ("window", "ema"):
             return cls(kind=value)
         raise InvalidInputError(f"smoothing must be 'window', 'ema', a Smoothing or None, got {value!r}")
+
+
+POLICIES = ("track", "full")
+
+
+@dataclass(frozen=True)
+class DetectionPolicy:
+    """When a stream runs full-frame detection, and how it follows faces in between.
+
+    ``policy="track"`` (default): full-frame detection on the first frame, every ``detect_every``
+    frames after the last full pass, and on any frame where a tracked face is not re-found in
+    its region (the track is lost and its slot is free for a new face); on the other frames each
+    face tracked in the previous frame is re-detected in the square around its last box, grown by
+    ``margin`` times the box side on every side, at the detector's full-frame scale (so boxes and
+    landmarks are real detections, never extrapolated); when the regions would cost the detector
+    more than the whole frame (``regions_pay``, e.g. several large faces), the frame gets a full
+    pass instead. The periodic pass looks for new faces, so
+    a face that enters is found within ``detect_every`` frames; it is skipped while ``max_faces``
+    faces are tracked (no slot is free). ``policy="full"``: full-frame detection on every frame.
+    """
+
+    policy: str = "track"
+    detect_every: int = 10
+    margin: float = 0.25
+
+    def __post_init__(self) -> None:
+        if self.policy not in POLICIES:
+            raise InvalidInputError(f"detection policy must be one of {POLICIES}, got {self.policy!r}")
+        every = self.detect_every
+        if isinstance(every, bool) or not isinstance(every, numbers.Integral) or every < 1:
+            raise InvalidInputError(f"detect_every must be an integer >= 1 (frames), got {every!r}")
+        margin = self.margin
+        if isinstance(margin, bool) or not isinstance(margin, numbers.Real) or not 0.0 <= float(margin) <= 4.0:
+            raise InvalidInputError(f"margin must be a number in [0, 4] (fraction of the face box side added on "
+                                    f"each side of the re-detection region), got {margin!r}")
+        object.__setattr__(self, "detect_every", int(every))
+        object.__setattr__(self, "margin", float(margin))
 
 
 @dataclass(eq=False)
@@ -86,14 +128,23 @@ class IoUTracker:
         self.retired: deque[Track] = deque(maxlen=max_retired)
         self._ids = itertools.count(1)
 
-    def update(self, boxes: Sequence[Sequence[float]], probs: np.ndarray, t: float) -> list[tuple[int, np.ndarray]]:
-        """Assign each detection a track id; return (track_id, smoothed probabilities) per detection."""
+    def update(self, boxes: Sequence[Sequence[float]], probs: np.ndarray, t: float,
+               track_ids: Sequence[int | None] | None = None) -> list[tuple[int, np.ndarray]]:
+        """Assign each detection a track id; return (track_id, smoothed probabilities) per detection.
+
+        ``track_ids`` (one per detection, None where unknown) attaches detections re-found in a
+        live track's region to that track directly; the others are matched by IoU.
+        """
         for track_id in [k for k, tr in self.tracks.items() if t - tr.last_seen > self.max_age]:
             self.retired.append(self.tracks.pop(track_id))
         det = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-        live = list(self.tracks.values())
         assigned: dict[int, Track] = {}
-        if live and len(det):
+        for i, track_id in enumerate(track_ids or ()):
+            track = self.tracks.get(track_id) if track_id is not None else None
+            if track is not None and track not in assigned.values():
+                assigned[i] = track
+        live = [tr for tr in self.tracks.values() if tr not in assigned.values()]
+        if live and len(det) > len(assigned):
             iou = iou_matrix(det, np.stack([tr.box for tr in live]))
             used: set[int] = set()
             for flat in np.argsort(-iou, axis=None):
