@@ -46,6 +46,7 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--margin", type=float, default=None, help="tracking mode's margin (default: the SDK's)")
     parser.add_argument("--multi-iters", type=int, default=300)
     parser.add_argument("--memory-frames", type=int, default=0, help="also stream this many frames, sampling RSS")
+    parser.add_argument("--realtime", action="store_true", help="memory run at a camera's 30 fps pace (wall clock)")
     parser.add_argument("--memory-only", action="store_true",
                         help="only the memory run (default 18000 frames), in a process holding no clips")
     parser.add_argument("--ferplus", type=Path, default=Path(os.environ.get("FER_EDGE_FERPLUS", REPO.parent / "shared"
@@ -150,7 +151,7 @@ def four_faces(ferplus: Path) -> tuple[list[Any], str]:
     return [astronaut, cameraman, astronaut[:, ::-1], cameraman[:, ::-1]], "astronaut, cameraman, both mirrored"
 
 
-def memory_run(rec: Any, face: Any, clip: int, total: int, every: int = 500) -> dict[str, Any]:
+def memory_run(rec: Any, face: Any, clip: int, total: int, every: int = 500, realtime: bool = False) -> dict[str, Any]:
     """Stream ``total`` frames (tracking mode), sampling resident memory; slope of RSS after 10 %.
 
     Frames are made on the fly, clip after clip (nothing cached), so the process holds only the
@@ -161,7 +162,9 @@ def memory_run(rec: Any, face: Any, clip: int, total: int, every: int = 500) -> 
     from fer_edge.bench.stats import current_rss_mb, peak_rss_mb
     from fer_edge.bench.video import moving_face_video
 
-    endless = (frame for _ in itertools.count() for frame in moving_face_video(face, clip, (480, 640), seed=0))
+    endless: Any = (frame for _ in itertools.count() for frame in moving_face_video(face, clip, (480, 640), seed=0))
+    if realtime:  # a camera's pace: frame i is handed over no earlier than i / 30 s after the start
+        endless = paced(endless, 30.0)
     stream = rec.stream(itertools.islice(endless, total), fps=30)
     samples = []
     start = time.perf_counter()
@@ -173,10 +176,20 @@ def memory_run(rec: Any, face: Any, clip: int, total: int, every: int = 500) -> 
     warm = arr[arr[:, 0] >= total // 10]
     slope = float(np.polyfit(warm[:, 0], warm[:, 2], 1)[0]) * 1000 if len(warm) > 1 else 0.0
     return {"frames": total, "video_seconds_at_30fps": round(total / 30, 1), "wall_s": round(wall, 1),
+            "realtime": realtime,
             "rss_first_mb": round(float(warm[0, 2]), 1), "rss_last_mb": round(float(arr[-1, 2]), 1),
             "peak_rss_mb": round(float(arr[-1, 3]), 1), "peak_after_warmup_growth_mb": round(
                 float(arr[-1, 3] - warm[0, 3]), 2), "rss_slope_mb_per_1000_frames": round(slope, 4),
             "tracks_live_at_end": len(stream.tracker.tracks), "samples": arr.round(2).tolist()}
+
+
+def paced(frames: Any, fps: float) -> Any:
+    start = time.perf_counter()
+    for index, frame in enumerate(frames):
+        delay = start + index / fps - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        yield frame
 
 
 def summary_md(report: dict[str, Any]) -> str:
@@ -233,7 +246,7 @@ def main() -> int:
                               "command": " ".join([Path(sys.executable).name, *sys.argv])}
     face = astronaut_head(read_image(REPO / "examples" / "astronaut.jpg"))
     if args.memory_only:
-        report["memory"] = memory_run(rec, face, args.clip, args.memory_frames or 18000)
+        report["memory"] = memory_run(rec, face, args.clip, args.memory_frames or 18000, realtime=args.realtime)
         report["load_end"] = [round(v, 2) for v in os.getloadavg()]
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(report, indent=1) + "\n")

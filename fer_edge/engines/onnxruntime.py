@@ -7,8 +7,9 @@ count is always set explicitly: several sessions each grabbing every core oversu
 Intra-op threads do not spin-wait between runs unless ``FER_EDGE_ORT_SPINNING=1``: in the
 Recognizer, OpenCV (detection, alignment) runs between inferences, and ORT workers spinning for
 the next run took the cores it needed. On the 2-core benchmark machine (under load) spinning off
-made a 640x480 frame 2x faster end to end and batch-8 inference faster too; batch 1 alone was
-~0.1 ms slower (bench/README.md, "Streams").
+made full-frame detection + inference of a 640x480 frame 1.6-1.9x faster (p50) and batch-8
+inference alone faster too; batch 1 alone was ~0.1 ms slower, and streams in tracking mode
+were about the same either way (bench/README.md, "Streams").
 """
 
 from __future__ import annotations
