@@ -144,7 +144,8 @@ def four_faces(ferplus: Path) -> tuple[list[Any], str]:
     if all(f.is_file() for f in files):
         extra = []
         for file in files:
-            face = cv2.resize(cv2.imread(str(file), cv2.IMREAD_GRAYSCALE), (192, 192), interpolation=cv2.INTER_CUBIC)
+            gray = cv2.cvtColor(read_image(file), cv2.COLOR_BGR2GRAY)
+            face = cv2.resize(gray, (192, 192), interpolation=cv2.INTER_CUBIC)
             extra.append(cv2.cvtColor(cv2.copyMakeBorder(face, 48, 48, 48, 48, cv2.BORDER_REPLICATE),
                                       cv2.COLOR_GRAY2BGR))
         return [astronaut, cameraman, *extra], f"astronaut, cameraman, FER+ valid {', '.join(FERPLUS_FACES)}"

@@ -9,7 +9,6 @@ be shared by many threads; per-stream state (tracks) lives in each :class:`Strea
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import time
 from collections.abc import Iterator, Sequence
@@ -114,8 +113,10 @@ class Recognizer:
             chosen = DetectionPolicy(policy)
         else:
             raise InvalidInputError(f"policy must be 'track', 'full' or a DetectionPolicy, got {type(policy).__name__}")
-        changes = {k: v for k, v in (("detect_every", detect_every), ("margin", margin)) if v is not None}
-        return Stream(self, source, rgb, fps, dataclasses.replace(chosen, **changes) if changes else chosen)
+        if detect_every is not None or margin is not None:
+            chosen = DetectionPolicy(chosen.policy, chosen.detect_every if detect_every is None else detect_every,
+                                     chosen.margin if margin is None else margin)
+        return Stream(self, source, rgb, fps, chosen)
 
     def _crop(self, image: np.ndarray, face: Detection) -> np.ndarray:
         landmarks = face.landmarks

@@ -139,8 +139,8 @@ class IoUTracker:
             self.retired.append(self.tracks.pop(track_id))
         det = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
         assigned: dict[int, Track] = {}
-        for i, track_id in enumerate(track_ids or ()):
-            track = self.tracks.get(track_id) if track_id is not None else None
+        for i, hint in enumerate(track_ids or ()):
+            track = self.tracks.get(hint) if hint is not None else None
             if track is not None and track not in assigned.values():
                 assigned[i] = track
         live = [tr for tr in self.tracks.values() if tr not in assigned.values()]
