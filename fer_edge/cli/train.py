@@ -10,6 +10,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--variant", default="edge", choices=["edge", "paper"])
     parser.add_argument("--data", required=True, help="dataset root, split folder or csv")
     parser.add_argument("--val-data", help="validation data (default: the validation split beside --data)")
+    parser.add_argument("--teacher", action="append", default=[], metavar="MODEL",
+                        help="distil from this trained model (package, checkpoint or id; repeat for an ensemble)")
+    parser.add_argument("--teacher-weight", type=float, default=0.5,
+                        help="share of the teachers' probabilities in the targets (the rest: the data's labels)")
     parser.add_argument("--holdout", type=float, default=0.0,
                         help="choose checkpoints on this fraction held out of the training split (e.g. 0.1), "
                              "keeping the validation split for final numbers only")
@@ -43,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
                       balanced=args.balanced, out=args.out, resume=args.resume, seed=args.seed,
                       threads=args.threads, workers=args.workers, amp=args.amp, limit=args.limit,
                       stop_after=args.stop_after, progress=not args.no_progress,
-                      holdout=args.holdout)
+                      holdout=args.holdout, teacher=args.teacher, teacher_weight=args.teacher_weight)
     train(cfg)
     print(f"checkpoints in {args.out}: best.pt (best validation accuracy), last.pt (resume with --resume)")
     print(f"next: fer-edge eval --model {args.out}/best.pt --data {args.val_data or args.data}")

@@ -30,7 +30,7 @@ from fer_edge.training.metrics import classification_report
 from fer_edge.training.presets import TrainObjective, build_optimizer, build_scheduler, recipe_for
 
 RESUMABLE = ("model", "variant", "data", "val_data", "epochs", "batch_size", "lr", "in_size", "num_classes",
-             "recipe", "soft_labels", "balanced", "seed", "limit", "holdout")
+             "recipe", "soft_labels", "balanced", "seed", "limit", "holdout", "teacher", "teacher_weight")
 
 
 @dataclass
@@ -57,6 +57,8 @@ class TrainConfig:
     amp: str = "auto"  # "auto" | "bf16" | "off"
     limit: int | None = None  # use only the first N training images (quick experiments, tests)
     holdout: float = 0.0  # > 0: select checkpoints on this fraction of the training split, not on val
+    teacher: list[str] = field(default_factory=list)  # trained models whose probabilities join the targets
+    teacher_weight: float = 0.5
     stop_after: int | None = None  # train at most N epochs in this session, then return (resume later)
     progress: bool = True
     history: list[dict[str, Any]] = field(default_factory=list)
@@ -194,6 +196,11 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     end = cfg.epochs if cfg.stop_after is None else min(cfg.epochs, start + cfg.stop_after)
     row: dict[str, Any] = history[-1] if history else {}
     autocast = _autocast(device, cfg.amp)
+    teacher = None
+    if cfg.teacher:
+        from fer_edge.training.distill import Teacher
+
+        teacher = Teacher(cfg.teacher, spec, tuple(meta["classes"]), cfg.teacher_weight)
     for epoch in range(start, end):
         torch.manual_seed(cfg.seed * 100003 + epoch)  # dropout etc.: a function of the epoch, for resume
         sampler.set_epoch(epoch)
@@ -208,6 +215,9 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                            mininterval=1.0 if sys.stderr.isatty() else 30.0)
         for x, target in batches:
             x, target = x.to(device, non_blocking=True), target.to(device, non_blocking=True)
+            hard = target if target.ndim == 1 else target.argmax(dim=1)  # accuracy against the data's labels
+            if teacher is not None:
+                target = teacher.mix(x, target)
             with autocast:
                 loss, logits = runner(x, target)
             optimizer.zero_grad(set_to_none=True)
@@ -215,7 +225,6 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             optimizer.step()
             if per_step:
                 scheduler.step()
-            hard = target if target.ndim == 1 else target.argmax(dim=1)
             total += float(loss.detach()) * len(x)
             correct += int((logits.detach().argmax(dim=1) == hard).sum())
             count += len(x)

@@ -1,0 +1,42 @@
+"""Distillation targets (``fer-edge train --teacher``): the teachers' real ONNX Runtime probabilities
+blended with the data's votes, and teachers that cannot see the student's faces refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from tiny_package import SPEC, make_package
+
+from fer_edge.constants import EXPRESSIONS_7
+from fer_edge.engines.resolve import load_engine
+from fer_edge.errors import InvalidInputError
+from fer_edge.package import InputSpec
+from fer_edge.training.distill import Teacher
+
+
+def test_targets_blend_votes_with_the_ensemble_mean(tmp_path: Path) -> None:
+    packages = [make_package(tmp_path, f"t{i}", seed=i).sidecar_path for i in range(2)]
+    teacher = Teacher([str(p) for p in packages], SPEC, EXPRESSIONS_7, weight=0.25)
+    x = torch.randn(3, 3, 48, 48, generator=torch.Generator().manual_seed(0))
+    votes = torch.tensor([[4.0, 6, 0, 0, 0, 0, 0], [0, 0, 10, 0, 0, 0, 0], [1, 1, 1, 1, 1, 1, 4]])
+    probs = []
+    for path in packages:
+        logits = load_engine(path)[0].infer(x.numpy())
+        probs.append(np.exp(logits) / np.exp(logits).sum(1, keepdims=True))
+    expected = 0.75 * votes / votes.sum(1, keepdim=True) + 0.25 * torch.from_numpy(np.mean(probs, axis=0))
+    mixed = teacher.mix(x, votes)
+    torch.testing.assert_close(mixed, expected.float(), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(mixed.sum(1), torch.ones(3))
+    assert teacher.mix(x, torch.tensor([0, 2, 6])).shape == (3, 7)  # index targets become one-hot first
+
+
+def test_a_teacher_with_another_input_spec_or_bad_weight_is_refused(tmp_path: Path) -> None:
+    other = make_package(tmp_path, "t64", spec=InputSpec(size=(64, 64), color="gray", mean=(0.5,) * 3,
+                                                         std=(0.5,) * 3, alignment="fer2013"))
+    with pytest.raises(InvalidInputError, match="student's preprocessed faces"):
+        Teacher([str(other.sidecar_path)], SPEC, EXPRESSIONS_7, 0.5)
+    with pytest.raises(InvalidInputError, match="teacher-weight"):
+        Teacher([str(other.sidecar_path)], SPEC, EXPRESSIONS_7, 0.0)
