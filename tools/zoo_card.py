@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from fer_edge.constants import SHIPPED_MODELS_DIR
@@ -28,7 +29,7 @@ def _metrics(stem: str) -> dict[str, Any]:
 
 
 def main() -> None:
-    latency = json.loads(open(sys.argv[1]).read()) if len(sys.argv) > 1 else {}
+    latency = json.loads(Path(sys.argv[1]).read_text()) if len(sys.argv) > 1 else {}
     print("| model | params (M) | GMACs | epochs | FP32 strict | FP32 authors | INT8 strict | INT8 authors "
           "| INT8 = FP32 label | macro F1 (FP32) | eyes / mouth occluded (FP32) | CPU ms FP32 / INT8 |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
