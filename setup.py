@@ -26,7 +26,10 @@ extras = {
     "train": [TORCH, "tqdm>=4.60", "matplotlib>=3.7"],
     "build": ["onnx>=1.15", "onnxsim>=0.4.36", "onnx-graphsurgeon>=0.5", "onnxruntime>=1.17"],
     "tensorrt": ["tensorrt>=8.5", "cuda-python>=12"],
-    "test": ["pytest>=7", "pybind11>=2.12", "scikit-image>=0.22", "psutil>=5.9", "mypy>=1.8", "ruff>=0.4"],
+    "triton": ["tritonclient[http]>=2.40"],  # the Triton engine backend (fer_edge/engines/triton.py)
+    # tritonclient: the tests parse exported config.pbtxt files with its ModelConfig schema
+    "test": ["pytest>=7", "pybind11>=2.12", "scikit-image>=0.22", "psutil>=5.9", "mypy>=1.8", "ruff>=0.4",
+             "tritonclient[http]>=2.40"],
 }
 
 
