@@ -26,10 +26,11 @@ extras = {
     "train": [TORCH, "tqdm>=4.60", "matplotlib>=3.7"],
     "build": ["onnx>=1.15", "onnxsim>=0.4.36", "onnx-graphsurgeon>=0.5", "onnxruntime>=1.17"],
     "tensorrt": ["tensorrt>=8.5", "cuda-python>=12"],
+    "serve": ["aiohttp>=3.9"],  # fer-edge serve (fer_edge/serve/): server, WebSocket and the client tests use
     "triton": ["tritonclient[http]>=2.40"],  # the Triton engine backend (fer_edge/engines/triton.py)
     # tritonclient: the tests parse exported config.pbtxt files with its ModelConfig schema
     "test": ["pytest>=7", "pybind11>=2.12", "scikit-image>=0.22", "psutil>=5.9", "mypy>=1.8", "ruff>=0.4",
-             "tritonclient[http]>=2.40"],
+             "tritonclient[http]>=2.40", "aiohttp>=3.9"],
 }
 
 
@@ -90,7 +91,7 @@ setup(
     packages=find_packages(include=["fer_edge", "fer_edge.*"]) + ["fer_edge.recipes", "fer_edge.calibration_sets"],
     package_dir={"fer_edge.recipes": "export", "fer_edge.calibration_sets": "calibration"},
     package_data={"fer_edge": ["data/*", "data/**/*", "py.typed", "*.pyi"], "fer_edge.recipes": ["*.json"],
-                  "fer_edge.calibration_sets": ["*.json"]},
+                  "fer_edge.calibration_sets": ["*.json"], "fer_edge.serve": ["static/*"]},  # the serve page, no CDN
     include_package_data=True,
     install_requires=["numpy>=1.23", "opencv-python-headless>=4.8", "onnxruntime>=1.17", "tqdm>=4.60"],
     extras_require=extras,

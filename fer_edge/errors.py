@@ -48,3 +48,15 @@ class DatasetError(FerEdgeError, ValueError):
 
 class ExportError(FerEdgeError, RuntimeError):
     """Export, graph surgery, quantization or an engine build failed or missed its tolerance."""
+
+
+class RequestError(FerEdgeError, ValueError):
+    """A request to ``fer-edge serve`` was refused: ``status`` is the HTTP status, ``code`` a stable name.
+
+    Clients branch on ``code`` (``empty_body``, ``not_an_image``, ``too_large``, ...), never on the
+    message, so messages can improve without breaking anyone.
+    """
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code = status, code

@@ -21,18 +21,19 @@ from fer_edge.errors import ImageReadError, InvalidInputError
 from fer_edge.fileio import atomic_write
 from fer_edge.recognizer import FrameResult, Recognizer
 from fer_edge.recognizer.draw import annotate
-from fer_edge.recognizer.sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES, read_image
+from fer_edge.recognizer.sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES, is_stream_url, read_image, stream_source
 from fer_edge.recognizer.tracking import POLICIES, DetectionPolicy
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("source", help="image, folder of images, video file, or camera index (e.g. 0)")
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--model/--backend/--device``, shared with ``fer-edge serve``."""
     parser.add_argument("--model", default="default", help="'default', a model id, or a package path")
     parser.add_argument("--backend", default="auto", choices=["auto", "tensorrt", "onnxruntime", "torch"])
     parser.add_argument("--device", default=None, help="e.g. cpu, cuda:0 (default: chosen with the backend)")
-    parser.add_argument("--json", action="store_true", help="print one JSON line per image/frame to stdout")
-    parser.add_argument("--save", type=Path, help="annotated output: a folder for images, a video file for video")
-    parser.add_argument("--max-frames", type=int, default=None, help="stop a video/camera after N frames")
+
+
+def add_policy_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--detect-policy/--detect-every/--margin``, shared with ``fer-edge serve``."""
     parser.add_argument("--detect-policy", choices=POLICIES, default="track",
                         help="video/camera: 'track' (default) detects on the whole frame every --detect-every frames "
                              "and when a face is lost, and re-detects tracked faces near their last box in between; "
@@ -42,6 +43,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--margin", type=float, default=DetectionPolicy.margin,
                         help="video/camera, 'track': the re-detection region grows the last box by this fraction "
                              "of its side on each side (default %(default)s)")
+
+
+def policy_of(args: argparse.Namespace) -> DetectionPolicy:
+    """The detection policy the arguments ask for (bad values fail here, before the model loads)."""
+    return DetectionPolicy(args.detect_policy, args.detect_every, args.margin)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("source", help="image, folder of images, video file, stream URL, or camera index (e.g. 0)")
+    add_model_arguments(parser)
+    parser.add_argument("--json", action="store_true", help="print one JSON line per image/frame to stdout")
+    parser.add_argument("--save", type=Path, help="annotated output: a folder for images, a video file for video")
+    parser.add_argument("--max-frames", type=int, default=None, help="stop a video/camera after N frames")
+    add_policy_arguments(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -104,7 +119,7 @@ def _video_writer(path: Path, fps: float, size: tuple[int, int]) -> Iterator[cv2
             os.unlink(tmp)
 
 
-def _run_stream(rec: Recognizer, source: int | Path, args: argparse.Namespace) -> int:
+def _run_stream(rec: Recognizer, source: int | str | Path, args: argparse.Namespace) -> int:
     total, fps = None, 25.0
     if isinstance(source, Path):
         capture = cv2.VideoCapture(str(source))
@@ -112,7 +127,7 @@ def _run_stream(rec: Recognizer, source: int | Path, args: argparse.Namespace) -
         capture.release()
     if args.max_frames:
         total = min(total or args.max_frames, args.max_frames)
-    stream = rec.stream(source, policy=DetectionPolicy(args.detect_policy, args.detect_every, args.margin))
+    stream = rec.stream(source, policy=policy_of(args))
     with contextlib.ExitStack() as stack:
         bar = stack.enter_context(_progress(total, args.quiet, "frame"))
         writer = None
@@ -133,10 +148,10 @@ def _run_stream(rec: Recognizer, source: int | Path, args: argparse.Namespace) -
 
 
 def run(args: argparse.Namespace) -> int:
-    DetectionPolicy(args.detect_policy, args.detect_every, args.margin)  # bad options fail before the model loads
+    policy_of(args)  # bad options fail before the model loads
     source = Path(args.source)
-    if args.source.isdigit() and not source.exists():
-        return _run_stream(Recognizer(args.model, args.backend, args.device), int(args.source), args)
+    if is_stream_url(args.source) or (args.source.isdigit() and not source.exists()):
+        return _run_stream(Recognizer(args.model, args.backend, args.device), stream_source(args.source), args)
     if not source.exists():
         raise ImageReadError(f"{source} does not exist (give an image, a folder, a video or a camera index)")
     if source.is_dir():

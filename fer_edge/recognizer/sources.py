@@ -1,4 +1,4 @@
-"""Frame sources for streams and the CLI: camera index, video file, image files, or any iterator.
+"""Frame sources for streams and the CLI: camera index, video file, stream URL, image files, or any iterator.
 
 Every source yields ``(frame, timestamp_seconds)`` so results carry when each frame happened:
 video files report their own position, cameras and live iterators the time since the first frame,
@@ -59,8 +59,30 @@ def _capture_frames(capture: cv2.VideoCapture, what: str, live: bool) -> Iterato
         capture.release()
 
 
+def is_stream_url(text: str) -> bool:
+    """Whether a source names a network stream (``rtsp://``, ``http://``, ...) rather than a file."""
+    return "://" in text
+
+
+def stream_source(text: str) -> int | str | Path:
+    """A command-line source as a stream source: camera index ("0"), stream URL, or video file path.
+
+    A digit string is a camera unless a file of that name exists, so ``./0`` still means the file.
+    """
+    path = Path(text)
+    if text.isdigit() and not path.exists():
+        return int(text)
+    if is_stream_url(text):
+        return text
+    if not path.is_file():
+        raise ImageReadError(f"{path} does not exist (give a camera index, a video file or a stream URL)")
+    if path.suffix.lower() not in VIDEO_SUFFIXES:
+        raise InvalidInputError(f"{path.name} is not a video ({', '.join(sorted(VIDEO_SUFFIXES))})")
+    return path
+
+
 def frames_from(source: Source, fps: float | None = None) -> Iterator[tuple[np.ndarray, float]]:
-    """Iterate ``(frame, timestamp)`` over a camera index, a video file path, or an iterable of frames."""
+    """Iterate ``(frame, timestamp)`` over a camera index, a video file path, a stream URL or an iterable of frames."""
     if isinstance(source, bool):
         raise InvalidInputError("a stream source must be a camera index, a video path or an iterable of frames")
     if isinstance(source, int):
@@ -68,6 +90,11 @@ def frames_from(source: Source, fps: float | None = None) -> Iterator[tuple[np.n
         if not capture.isOpened():
             raise ImageReadError(f"cannot open camera {source} (no such device, or it is in use)")
         return _capture_frames(capture, f"camera {source}", live=True)
+    if isinstance(source, str) and is_stream_url(source):
+        capture = cv2.VideoCapture(source)
+        if not capture.isOpened():
+            raise ImageReadError(f"cannot open stream {source} (unreachable, or a codec OpenCV lacks)")
+        return _capture_frames(capture, source, live=True)
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if not path.is_file():
