@@ -10,15 +10,25 @@ library a package needs, and atomic file writes.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from fer_edge.engines.resolve import find_packages
 from fer_edge.engines.tensorrt import needs_plugin_library
-from fer_edge.errors import BackendUnavailableError, PackageError, PluginLibraryError
+from fer_edge.errors import BackendUnavailableError, ExportError, PackageError, PluginLibraryError
 from fer_edge.fileio import atomic_path, atomic_write
 from fer_edge.package import ModelPackage
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def check_name(name: str) -> str:
+    """A model name becomes a folder or file name: letters, digits, '_', '.', '-' only."""
+    if not NAME.match(name):
+        raise ExportError(f"model name {name!r} must be letters, digits, '_', '.', '-' (it names files)")
+    return name
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -29,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fer_edge.builder.fleet import (
+    check_name,
     check_onnx_matches,
     copy_atomic,
     plugin_library_for,
@@ -44,7 +44,6 @@ from fer_edge.trt_compat import TrtVersion
 # frame as one request, so waiting longer than ~0.1 ms would cost more latency than it saves.
 DEFAULT_QUEUE_DELAY_US = 100
 PLATFORMS = {"onnx": ("onnxruntime_onnx", "model.onnx"), "tensorrt": ("tensorrt_plan", "model.plan")}
-MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 DOCKER_IMAGE = "nvcr.io/nvidia/tritonserver:24.08-py3"
 
 
@@ -152,8 +151,7 @@ def export_triton(model: str | os.PathLike[str], out: str | os.PathLike[str], na
                   cpu: bool = False, precision: str | None = None,
                   queue_delay_us: int = DEFAULT_QUEUE_DELAY_US) -> TritonExport:
     """Write ``out/<name>/`` for ``model`` (id or package path); see the module docstring."""
-    if not MODEL_NAME.match(name):
-        raise ExportError(f"Triton model name {name!r} must be letters, digits, '_', '.', '-' (a folder name)")
+    check_name(name)
     if instances < 1 or queue_delay_us < 0:
         raise ExportError(f"--instances must be >= 1 and the queue delay >= 0, got {instances}, {queue_delay_us}")
     package = select_package(model, precision)
