@@ -64,7 +64,11 @@ def test_unknown_model_names_the_nearest_id(capsys: pytest.CaptureFixture[str]) 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupted_build_leaves_no_package_file(ferplus_dir: Path, tmp_path: Path, sig: int) -> None:
     out = tmp_path / "out"
-    cmd = [sys.executable, "-c", "import sys; from fer_edge.cli import main; sys.exit(main())", "build", "--model", "simam_resnet", "--int8", "--target",
+    # SIGINT is ignored in processes started in the background by a shell (nohup ... &), and
+    # children inherit that: restore Python's handler so the test sees what a terminal user does
+    child = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+             "from fer_edge.cli import main; sys.exit(main())")
+    cmd = [sys.executable, "-c", child, "build", "--model", "simam_resnet", "--int8", "--target",
            "onnxruntime", "--calib", str(ferplus_dir / "FER2013Valid"), "--calib-size", "400", "-o", str(out / "m.onnx")]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=ENV)
     assert proc.stderr is not None

@@ -4,13 +4,16 @@
 # the final numbers). One thread per run, so two runs share the 2-core machine.
 # Usage: tools/train_zoo_edge.sh [MODEL:EPOCHS ...]   (default: all four at the card's epochs;
 #        re-running resumes each run from runs/zoo_<id>/last.pt)
+# FER_EDGE_TEACHER=PACKAGE distils from a trained model (soft targets mixed 50/50 with the votes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FERPLUS=${FER_EDGE_FERPLUS:-../shared/data/ferplus}
 RUNS=${*:-han_pff:20 simam_resnet:20 local_joint:25 faer:18}
+TEACHER=()
+[ -n "${FER_EDGE_TEACHER:-}" ] && TEACHER=(--teacher "$FER_EDGE_TEACHER")
 for run in $RUNS; do
   model=${run%%:*} epochs=${run##*:}
   fer-edge train --model "$model" --variant edge --data "$FERPLUS" --in-size 48 --epochs "$epochs" \
     --batch-size 64 --recipe fast --soft-labels --amp bf16 --threads 1 --seed 0 --holdout 0.1 \
-    --out "runs/zoo_$model" --resume --no-progress
+    --out "runs/zoo_$model" --resume --no-progress "${TEACHER[@]}"
 done
