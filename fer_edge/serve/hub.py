@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from dataclasses import dataclass, field
 
 import cv2
@@ -20,6 +21,9 @@ from fer_edge.recognizer import FrameResult
 from fer_edge.serve.metrics import Metrics
 
 CLOSE_TIMEOUT = 2.0  # seconds a closing handshake may take before the connection is cut
+# kernel send buffer per client: Linux would grow it to 4 MB (100 frames) before a stalled
+# client's sends block, so it would be dropped only after seconds and megabytes
+SEND_BUFFER = 256 * 1024
 
 
 @dataclass(eq=False)
@@ -53,6 +57,9 @@ class EventHub:
             self.loop.call_soon_threadsafe(self._broadcast, result.to_json(), jpeg)
 
     def join(self, ws: web.WebSocketResponse, transport: asyncio.BaseTransport | None, video: bool) -> Client:
+        sock = transport.get_extra_info("socket") if transport is not None else None
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
         client = Client(ws, transport, video, asyncio.Queue(self.buffer))
         client.sender = asyncio.ensure_future(self._send(client))
         self.clients.add(client)
