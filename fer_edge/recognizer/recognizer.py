@@ -39,6 +39,8 @@ class Recognizer:
     ``model``: ``"default"`` (embedded), a model id built into the cache, or a package path.
     ``backend``: ``"auto"`` picks a TensorRT engine matching this GPU and TensorRT version, else
     ONNX Runtime (CUDA if present, else CPU, INT8 package preferred on CPU); see :meth:`info`.
+    ``backend="triton"`` runs the model on the Triton server at ``url`` (``host:port[/v2/models/<name>]``,
+    see :mod:`fer_edge.engines.triton`); detection, alignment and preprocessing stay here.
     ``detector``: any object with ``detect(bgr) -> list[Detection]``; default YuNet.
     ``min_face`` (pixels) and ``max_faces`` filter detections; ``smoothing`` ("window", "ema",
     a :class:`Smoothing` or None) applies to :meth:`stream`.
@@ -46,13 +48,15 @@ class Recognizer:
 
     def __init__(self, model: str | os.PathLike[str] = "default", backend: str = "auto", device: str | None = None,
                  detector: FaceDetector | None = None, min_face: int = 20, max_faces: int = 16,
-                 smoothing: Smoothing | str | None = "window", precision: str = "auto") -> None:
+                 smoothing: Smoothing | str | None = "window", precision: str = "auto", url: str | None = None) -> None:
         if detector is not None and not isinstance(detector, FaceDetector):
             raise InvalidInputError(f"detector must have a detect(image) method, got {type(detector).__name__}")
         if min_face < 1 or max_faces < 1:
             raise InvalidInputError(f"min_face and max_faces must be >= 1, got {min_face}, {max_faces}")
         self.smoothing = Smoothing.parse(smoothing)
-        self.engine, self.choice = load_engine(model, backend, device, precision)
+        if url is not None and backend != "triton":
+            raise InvalidInputError(f"url= names a Triton server; pass backend='triton' with it (got backend={backend!r})")
+        self.engine, self.choice = load_engine(model, backend, url or device, precision)
         self.spec = self.engine.input_spec
         self.classes = self.engine.classes
         self.min_face, self.max_faces = min_face, max_faces
