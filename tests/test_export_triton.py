@@ -7,7 +7,6 @@ wrong enum fails the parse) and compared with the ONNX graph the repository ship
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from types import ModuleType
 
@@ -20,6 +19,7 @@ from fer_edge.constants import EXPRESSIONS_7, SHIPPED_MODELS_DIR
 from fer_edge.errors import ExportError, ModelNotFoundError, PackageError
 from fer_edge.fileio import sha256_file
 from fer_edge.package import BatchRange, InputSpec, Sidecar, load_package, write_package
+from tests import triton_schema
 from tests.tiny_package import make_package
 
 SHIPPED_ONNX = sorted(p.name for p in SHIPPED_MODELS_DIR.glob("*.json") if load_package(p, verify=False).sidecar.format
@@ -28,25 +28,7 @@ SHIPPED_ONNX = sorted(p.name for p in SHIPPED_MODELS_DIR.glob("*.json") if load_
 
 @pytest.fixture(scope="module")
 def model_config_pb2() -> ModuleType:
-    """tritonclient's generated ``model_config_pb2`` (the schema Triton parses config.pbtxt with).
-
-    It ships inside ``tritonclient.grpc``, whose ``__init__`` needs grpcio; tritonclient's grpc
-    extra pins protobuf < 7, which would downgrade the protobuf onnx uses here. The module
-    itself needs only protobuf, so it is loaded from its file.
-    """
-    tritonclient = pytest.importorskip("tritonclient", reason="pip install fer_edge[triton] (tritonclient[http])")
-    path = Path(tritonclient.__file__).parent / "grpc" / "model_config_pb2.py"
-    spec = importlib.util.spec_from_file_location("triton_model_config_pb2", path)
-    assert spec is not None and spec.loader is not None, f"tritonclient has no {path}"
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def parse(pb2: ModuleType, path: Path) -> object:
-    from google.protobuf import text_format
-
-    return text_format.Parse(path.read_text(), pb2.ModelConfig())
+    return triton_schema.model_config_pb2()
 
 
 def onnx_dims(value: onnx.ValueInfoProto) -> list[int | str]:
@@ -73,7 +55,7 @@ def test_shipped_packages_export_to_a_valid_repository(tmp_path: Path, model_con
     assert sorted(str(p.relative_to(model_dir)) for p in model_dir.rglob("*")) == \
         ["1", "1/model.onnx", "config.pbtxt", "labels.txt"]
     assert sha256_file(model_dir / "1" / "model.onnx") == package.sidecar.sha256
-    config = parse(model_config_pb2, model_dir / "config.pbtxt")
+    config = triton_schema.parse(model_config_pb2, model_dir / "config.pbtxt")
     graph = onnx.load(str(model_dir / "1" / "model.onnx")).graph
     weights = {t.name for t in graph.initializer}
     (graph_input,) = [v for v in graph.input if v.name not in weights]
@@ -96,13 +78,13 @@ def test_options_reach_the_config(tmp_path: Path, model_config_pb2: ModuleType) 
     package = make_package(tmp_path, max_batch=4)
     export_triton(package.sidecar_path, tmp_path / "repo", name="fer_tiny", max_batch=64, instances=3, gpus=[0, 2],
                   queue_delay_us=500)
-    config = parse(model_config_pb2, tmp_path / "repo" / "fer_tiny" / "config.pbtxt")
+    config = triton_schema.parse(model_config_pb2, tmp_path / "repo" / "fer_tiny" / "config.pbtxt")
     assert config.name == "fer_tiny" and config.max_batch_size == 64  # an ONNX with a dynamic batch takes any
     (group,) = config.instance_group
     assert group.count == 3 and list(group.gpus) == [0, 2]
     assert config.dynamic_batching.max_queue_delay_microseconds == 500
     export_triton(package.sidecar_path, tmp_path / "repo", name="fer_cpu", cpu=True)
-    cpu = parse(model_config_pb2, tmp_path / "repo" / "fer_cpu" / "config.pbtxt")
+    cpu = triton_schema.parse(model_config_pb2, tmp_path / "repo" / "fer_cpu" / "config.pbtxt")
     assert cpu.instance_group[0].kind == model_config_pb2.ModelInstanceGroup.KIND_CPU and not cpu.instance_group[0].gpus
     assert (tmp_path / "repo" / "fer_tiny" / "config.pbtxt").is_file(), "other models in the repository are kept"
 
@@ -112,7 +94,7 @@ def test_engine_package_becomes_a_plan(tmp_path: Path, model_config_pb2: ModuleT
     done = export_triton(engine.sidecar_path, tmp_path / "repo", max_batch=64)
     model_dir = tmp_path / "repo" / "fer"
     assert (model_dir / "1" / "model.plan").read_bytes() == engine.model_path.read_bytes()
-    config = parse(model_config_pb2, model_dir / "config.pbtxt")
+    config = triton_schema.parse(model_config_pb2, model_dir / "config.pbtxt")
     assert config.platform == "tensorrt_plan"
     assert config.max_batch_size == 16 and any("exceeds the engine's profile" in w for w in done.warnings)
     assert list(config.dynamic_batching.preferred_batch_size) == [8]
@@ -135,7 +117,7 @@ def test_plugin_engine_ships_the_library_and_the_server_flag(tmp_path: Path, mon
     assert done.plugin_library == copied and copied.read_bytes() == library.read_bytes()
     assert "--backend-config=tensorrt,plugins=/models/fer/libfer_edge_plugins.so" in done.start_command
     assert any("loadLibrary" in w for w in done.warnings) == warns
-    parse(model_config_pb2, tmp_path / "repo" / "fer" / "config.pbtxt")
+    triton_schema.parse(model_config_pb2, tmp_path / "repo" / "fer" / "config.pbtxt")
 
 
 def test_bad_input_raises_typed_errors(tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ from fer_edge.trt_compat import installed_version
 
 DEFAULT_DIR = SHIPPED_MODELS_DIR
 DEFAULT_STEM = "fer_default"
-BACKEND_NAMES = ("auto", "tensorrt", "onnxruntime", "torch")
+BACKEND_NAMES = ("auto", "tensorrt", "onnxruntime", "torch", "triton")
 
 
 def cache_dir() -> Path:
@@ -120,6 +120,16 @@ def _onnx_choice(packages: list[ModelPackage], precision: str, device: str | Non
     return Choice(package, "onnxruntime", device, f"{why}; ONNX Runtime on {device}, {note}")
 
 
+def _triton_choice(packages: list[ModelPackage], url: str | None) -> Choice:
+    """A remote Triton server runs the model; the local package (FP32 ONNX preferred) describes it."""
+    if not url:
+        raise BackendUnavailableError("backend='triton' needs the server: Recognizer(..., backend='triton', "
+                                      "url='localhost:8000')")
+    package = next((p for p in packages if p.sidecar.format == "onnx" and p.sidecar.precision == "fp32"), packages[0])
+    return Choice(package, "triton", url, f"backend='triton' requested: the Triton server at {url} runs the model, "
+                  f"{package.sidecar_path.name} describes its input and classes")
+
+
 def choose(packages: list[ModelPackage], backend: str, device: str | None, precision: str) -> Choice:
     """Pick package + backend. ``auto``: a matching TensorRT engine, else ONNX Runtime (CUDA if present)."""
     if backend not in BACKEND_NAMES:
@@ -137,6 +147,8 @@ def choose(packages: list[ModelPackage], backend: str, device: str | None, preci
         return _onnx_choice(packages, precision, device, why)
     if backend == "onnxruntime":
         return _onnx_choice(packages, precision, device, "backend='onnxruntime' requested")
+    if backend == "triton":
+        return _triton_choice(packages, device)
     torch = [p for p in packages if p.sidecar.format == "torch"]
     if not torch:
         raise BackendUnavailableError("backend='torch' needs a checkpoint (.pt) or a torch package")
