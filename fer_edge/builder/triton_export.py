@@ -39,9 +39,9 @@ from fer_edge.errors import ExportError
 from fer_edge.package import ModelPackage
 from fer_edge.trt_compat import TrtVersion
 
-# How long Triton may hold a request to batch it with others. A batch of faces of this size
-# runs in well under a millisecond on a server GPU, and a client already sends all faces of a
-# frame as one request, so waiting longer than ~0.1 ms would cost more latency than it saves.
+# How long Triton may hold a request to batch it with others. A client already sends all faces
+# of a frame as one request and a 48x48 batch is little GPU work, so a longer wait would mostly
+# add latency (a judgement, not measured here: no GPU).
 DEFAULT_QUEUE_DELAY_US = 100
 PLATFORMS = {"onnx": ("onnxruntime_onnx", "model.onnx"), "tensorrt": ("tensorrt_plan", "model.plan")}
 DOCKER_IMAGE = "nvcr.io/nvidia/tritonserver:24.08-py3"
