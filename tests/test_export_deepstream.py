@@ -127,7 +127,9 @@ def test_plugin_form_onnx_gets_the_custom_library(tmp_path: Path, monkeypatch: p
     sidecar = package.sidecar
     sidecar.graph_form = "plugin"
     write_package(package.model_path, sidecar)
-    props = read_config(export_deepstream(package.sidecar_path, tmp_path / "ds", mode="fp16", batch_size=4))
+    with pytest.warns(UserWarning, match="loadLibrary"):
+        config = export_deepstream(package.sidecar_path, tmp_path / "ds", mode="fp16", batch_size=4)
+    props = read_config(config)
     assert set(props) <= NVINFER_PROPERTY_KEYS
     assert props["custom-lib-path"] == library.name
     assert (tmp_path / "ds" / library.name).read_bytes() == library.read_bytes()

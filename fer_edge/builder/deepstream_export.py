@@ -224,6 +224,9 @@ def export_deepstream(model: str | os.PathLike[str], out: str | os.PathLike[str]
     plugin = plugin_library_for(package)
     graph = deepstream_onnx(package, norm)
     if plugin is not None:
+        warnings.warn("nvinfer dlopens custom-lib-path: fer_edge's plugin library registers its plugins that way "
+                      "only in its TensorRT 8.x build (DeepStream 6.x); the TensorRT 10+ build registers only through "
+                      "IPluginRegistry::loadLibrary (cpp/README.md), so prefer the portable ONNX there", stacklevel=2)
         files["plugin"] = plugin.name
         copy_atomic(plugin, folder / plugin.name)
     import onnx  # present: deepstream_onnx needed it
