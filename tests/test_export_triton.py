@@ -136,19 +136,22 @@ def test_bad_input_raises_typed_errors(tmp_path: Path) -> None:
     assert not (tmp_path / "repo" / "fer").exists(), "a failed export leaves no model folder"
 
 
-def test_reexport_replaces_the_model_folder(tmp_path: Path) -> None:
+def test_reexport_replaces_the_model_folder(tmp_path: Path, model_config_pb2: ModuleType) -> None:
     package = make_package(tmp_path)
     export_triton(package.sidecar_path, tmp_path / "repo")
     (tmp_path / "repo" / "fer" / "stale.txt").write_text("from an older export")
-    export_triton(package.sidecar_path, tmp_path / "repo")
+    export_triton(package.sidecar_path, tmp_path / "repo", max_batch=2)
+    assert triton_schema.parse(model_config_pb2, tmp_path / "repo" / "fer" / "config.pbtxt").max_batch_size == 2
     assert not (tmp_path / "repo" / "fer" / "stale.txt").exists()
     assert [p.name for p in (tmp_path / "repo").iterdir()] == ["fer"], "no staging folder is left behind"
 
 
-def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str], model_config_pb2: ModuleType) -> None:
     package = make_package(tmp_path)
     assert main(["export-triton", "--model", str(package.sidecar_path), "--out", str(tmp_path / "repo"),
                  "--gpus", "0,1", "--instances", "2"]) == 0
+    (group,) = triton_schema.parse(model_config_pb2, tmp_path / "repo" / "fer" / "config.pbtxt").instance_group
+    assert group.count == 2 and list(group.gpus) == [0, 1]
     out = capsys.readouterr().out
     assert "docker run --gpus all" in out and "tritonserver --model-repository=/models" in out
     assert "backend='triton'" in out
