@@ -158,3 +158,15 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str], model_config_pb
     assert main(["export-triton", "--model", "no_such_model", "--out", str(tmp_path / "repo")]) == 1
     assert "no_such_model" in capsys.readouterr().err
 
+
+
+def test_the_schema_check_bites(tmp_path: Path, model_config_pb2: ModuleType) -> None:
+    """A field Triton does not know fails the parse, so the checks above are not vacuous."""
+    from google.protobuf.text_format import ParseError
+
+    package = make_package(tmp_path)
+    export_triton(package.sidecar_path, tmp_path / "repo")
+    config = tmp_path / "repo" / "fer" / "config.pbtxt"
+    config.write_text(config.read_text().replace("max_batch_size", "max_batch"))
+    with pytest.raises(ParseError):
+        triton_schema.parse(model_config_pb2, config)
