@@ -138,9 +138,9 @@ async def phase(url: str, body: bytes, uploaders: int, listeners: int, seconds: 
         before = await counters(session, url)
         start = time.monotonic()
         until = start + seconds
-        jobs = [uploader(session, url, body, until, latencies, statuses) for _ in range(uploaders)]
-        jobs += [listener(session, url, i == 0, until) for i in range(listeners)]
-        results = await asyncio.gather(*jobs)
+        _, clients = await asyncio.gather(
+            asyncio.gather(*(uploader(session, url, body, until, latencies, statuses) for _ in range(uploaders))),
+            asyncio.gather(*(listener(session, url, i == 0, until) for i in range(listeners))))
         elapsed = time.monotonic() - start
         after = await counters(session, url)
     out: dict[str, Any] = {"uploaders": uploaders, "listeners": listeners, "seconds": round(elapsed, 2),
@@ -148,7 +148,6 @@ async def phase(url: str, body: bytes, uploaders: int, listeners: int, seconds: 
     if uploaders:
         out["recognize"] = {"requests_per_s": round(len(latencies) / elapsed, 1), "statuses": statuses,
                             "latency": LatencyStats.from_seconds(latencies).to_dict() if latencies else None}
-    clients = [r for r in results if isinstance(r, dict)]
     if clients:
         delays = [d - min(c["delays"]) for c in clients if c["delays"] for d in c["delays"]]
         out["events"] = {"per_client_per_s": round(float(np.mean([c["events"] for c in clients])) / elapsed, 1),

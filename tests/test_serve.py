@@ -84,7 +84,7 @@ def call(method: str, url: str, **kwargs: Any) -> tuple[int, Any]:
 
 async def read_events(url: str, count: int, timeout: float = 20.0) -> list[dict[str, Any]]:
     """The next ``count`` JSON events of the socket at ``url`` (JPEG frames, with ``?video=1``, are skipped)."""
-    events = []
+    events: list[dict[str, Any]] = []
     async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
         while len(events) < count:
             message = await ws.receive(timeout=timeout)
@@ -110,7 +110,9 @@ def test_events_follow_the_video_in_the_result_schema(server: Server, recognizer
 def test_recognize_takes_jpeg_png_and_multipart(server: Server, recognizer: Recognizer, astronaut: np.ndarray) -> None:
     url = f"{server.url}/v1/recognize"
     sent = jpeg(astronaut)
-    expected = FrameResult(recognizer(cv2.imdecode(np.frombuffer(sent, np.uint8), cv2.IMREAD_COLOR))).to_dict()
+    decoded = cv2.imdecode(np.frombuffer(sent, np.uint8), cv2.IMREAD_COLOR)
+    assert decoded is not None
+    expected = FrameResult(recognizer(decoded)).to_dict()
     assert call("POST", url, data=sent, headers={"Content-Type": "image/jpeg"}) == (200, expected)
     png = cv2.imencode(".png", astronaut)[1].tobytes()
     status, doc = call("POST", url, data=png, headers={"Content-Type": "image/png"})
@@ -320,7 +322,8 @@ async def _page_in_browser(debug_port: int, url: str) -> tuple[dict[str, Any], b
         async with session.ws_connect(target["webSocketDebuggerUrl"], max_msg_size=0) as ws:
             ids = iter(range(1, 10**6))
             await _cdp(ws, ids, "Page.navigate", url=url)
-            deadline, state = time.monotonic() + 30, {}
+            deadline = time.monotonic() + 30
+            state: dict[str, Any] = {}
             while time.monotonic() < deadline:
                 result = await _cdp(ws, ids, "Runtime.evaluate", expression=OVERLAY)
                 value = result.get("result", {}).get("value")  # None while the page is still loading

@@ -13,7 +13,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 
 import numpy as np
 
@@ -114,7 +114,8 @@ class LiveStream:
                             break
                         self.queue.put(frame)
                 finally:
-                    frames.close()  # releases the capture device
+                    if isinstance(frames, Generator):
+                        frames.close()  # releases the capture device now, not when garbage-collected
                 if not (self.loop and self.is_file):
                     break
         except Exception as exc:  # noqa: BLE001 - any failure ends the source; it is reported, not raised

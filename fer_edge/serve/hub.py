@@ -31,7 +31,7 @@ class Client:
     """One socket: ``video`` clients also get each frame as a binary JPEG message before its JSON."""
 
     ws: web.WebSocketResponse
-    transport: asyncio.BaseTransport | None
+    transport: asyncio.Transport | None
     video: bool
     queue: asyncio.Queue[str | bytes]
     sender: asyncio.Task[None] | None = None
@@ -56,7 +56,7 @@ class EventHub:
         with contextlib.suppress(RuntimeError):  # the loop already closed: nobody is listening
             self.loop.call_soon_threadsafe(self._broadcast, result.to_json(), jpeg)
 
-    def join(self, ws: web.WebSocketResponse, transport: asyncio.BaseTransport | None, video: bool) -> Client:
+    def join(self, ws: web.WebSocketResponse, transport: asyncio.Transport | None, video: bool) -> Client:
         sock = transport.get_extra_info("socket") if transport is not None else None
         if sock is not None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
