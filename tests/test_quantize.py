@@ -11,7 +11,7 @@ from onnx import numpy_helper
 
 from fer_edge.builder import calibration
 from fer_edge.builder.export import export_model
-from fer_edge.builder.quantize import predict, quantize_int8
+from fer_edge.builder.quantize import op_groups, predict, quantize_int8
 from fer_edge.builder.surgery import region_nodes
 from fer_edge.errors import ExportError
 from fer_edge.models import create_model
@@ -76,7 +76,8 @@ def test_bad_method_and_empty_set_are_refused(quantized) -> None:
 
 def test_onnxruntime_flavour_uses_uint8_activations_on_convolutions_only(quantized) -> None:
     result, calib, tensorrt_form = quantized
-    ort_form = quantize_int8(result.portable, calib, method="minmax", sites=result.sites, target="onnxruntime").model
+    ort_form = quantize_int8(result.portable, calib, method="minmax", sites=result.sites, target="onnxruntime",
+                             select_ops=False).model
     init = {i.name: numpy_helper.to_array(i) for i in ort_form.graph.initializer}
     activation_zero_points = [init[n.input[2]] for n in ort_form.graph.node
                               if n.op_type == "QuantizeLinear" and n.input[0] not in init]
@@ -91,3 +92,49 @@ def test_onnxruntime_flavour_uses_uint8_activations_on_convolutions_only(quantiz
     assert count(ort_form, "QuantizeLinear") < count(tensorrt_form.model, "QuantizeLinear")  # element-wise ops stay float
     with pytest.raises(ExportError, match="unknown INT8 target"):
         quantize_int8(result.portable, calib, target="openvino")
+
+
+def _conv(name: str, cin: int, cout: int, k: int, group: int) -> tuple[onnx.NodeProto, onnx.TensorProto]:
+    weight = numpy_helper.from_array(np.zeros((cout, cin // group, k, k), np.float32), f"{name}.w")
+    return onnx.helper.make_node("Conv", ["x", weight.name], [name], name=name, group=group), weight
+
+
+def test_op_groups_split_convolutions_by_kernel_kind() -> None:
+    made = [_conv("dw", 8, 8, 3, 8), _conv("grouped", 8, 8, 3, 2), _conv("pw", 8, 16, 1, 1), _conv("dense", 8, 4, 3, 1),
+            _conv("stem", 3, 16, 3, 1)]
+    graph = onnx.helper.make_graph([n for n, _ in made] + [onnx.helper.make_node("Relu", ["x"], ["r"], name="relu")],
+                                   "g", [], [], initializer=[w for _, w in made])
+    assert op_groups(onnx.helper.make_model(graph), ["Conv", "Gemm"]) == {
+        "Conv_depthwise": ["dw"], "Conv_grouped": ["grouped"], "Conv_1x1": ["pw"], "Conv_kxk": ["dense"],
+        "Conv_narrow_input": ["stem"]}
+
+
+def test_measured_selection_keeps_its_float_groups_float_and_records_why(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """han_pff has a stem, depthwise, 1x1 and kxk convolutions and Gemms: every group is timed, and the
+    groups the measurement keeps in FP32 have float weights while the others are int8."""
+    torch.manual_seed(0)
+    spec = InputSpec(size=(48, 48))
+    model = create_model("han_pff", variant="edge", in_size=spec.size).eval()
+    faces, origin = calibration.parity_faces(spec, count=4)
+    portable = export_model(model, spec, BatchRange(1, 4, 8), 17, faces, origin).portable
+    calib = np.random.default_rng(0).standard_normal((16, *faces.shape[1:])).astype(np.float32)
+    quant = quantize_int8(portable, calib, method="minmax", target="onnxruntime", batch=4)
+    record = quant.selection
+    assert record is not None and record["batch"] == 4
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    onnx.save(portable, str(tmp_path / "fp32.onnx"))  # the graph the groups are read from: constants folded
+    quant_pre_process(str(tmp_path / "fp32.onnx"), str(tmp_path / "pre.onnx"), skip_symbolic_shape=False)
+    groups = op_groups(onnx.load(str(tmp_path / "pre.onnx")), ["Conv", "Gemm", "MatMul"])
+    assert set(record["groups"]) == set(groups) >= {"Conv_depthwise", "Conv_1x1", "Conv_kxk", "Gemm", "Conv_narrow_input"}
+    assert set(record["trial_ratio_vs_current"]) == set(groups)  # every group was timed
+    assert set(record["float_op_groups"]) <= set(groups)
+    assert record["speedup"] == pytest.approx(record["fp32_ms"] / record["int8_ms"], rel=1e-2)
+    inits = {i.name for i in quant.model.graph.initializer}
+    dq_outputs = {n.output[0] for n in quant.model.graph.node if n.op_type == "DequantizeLinear" and n.input[0] in inits}
+    nodes = {n.name: n for n in quant.model.graph.node}
+    for group, names in groups.items():
+        int8_weights = [nodes[name].input[1] in dq_outputs for name in names if name in nodes]
+        assert int8_weights, f"{group}: its nodes are missing from the quantized graph"
+        assert not any(int8_weights) if group in record["float_op_groups"] else all(int8_weights), group
+    assert np.isfinite(predict(quant.model, calib[:4])).all()

@@ -5,15 +5,20 @@
 # Recognizer(model=<id>) runs on a CPU). Every package is measured on all of FER+ valid under both
 # protocols (eyes/mouth occlusion under ours), and the numbers are recorded in its sidecar.
 # Usage: tools/make_zoo_models.sh [MODEL ...]   (default: han_pff local_joint faer simam_resnet)
+#        FER_EDGE_INT8_ONLY=1 rebuilds and re-measures only the INT8 packages from the shipped weights.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FERPLUS=${FER_EDGE_FERPLUS:-../shared/data/ferplus}
 OUT=fer_edge/data/models
 for model in ${*:-han_pff local_joint faer simam_resnet}; do
-  python tools/ship_weights.py "runs/zoo_$model/best.pt" "$OUT/$model.pt"
+  packages=("${model}_int8")
+  if [ -z "${FER_EDGE_INT8_ONLY:-}" ]; then
+    python tools/ship_weights.py "runs/zoo_$model/best.pt" "$OUT/$model.pt"
+    packages=("$model" "${model}_int8")
+  fi
   fer-edge build --model "$model" --int8 --target onnxruntime --calib calibration/fer_default.json \
     --method entropy -o "$OUT/${model}_int8.onnx"
-  for package in "$model" "${model}_int8"; do
+  for package in "${packages[@]}"; do
     agree=()
     [[ $package == *_int8 ]] && agree=(--agree-with "$OUT/$model.json")
     for protocol in majority authors; do
@@ -21,6 +26,8 @@ for model in ${*:-han_pff local_joint faer simam_resnet}; do
         $([[ $protocol == majority ]] && echo --occlusion) --record --out "runs/eval_${package}_$protocol" "${agree[@]}"
     done
   done
-  cp "runs/eval_${model}_majority/confusion.png" "docs/model_card/${model}_confusion.png"
+  if [ -z "${FER_EDGE_INT8_ONLY:-}" ]; then
+    cp "runs/eval_${model}_majority/confusion.png" "docs/model_card/${model}_confusion.png"
+  fi
   cp "runs/eval_${model}_int8_majority/confusion.png" "docs/model_card/${model}_int8_confusion.png"
 done

@@ -4,7 +4,7 @@ Speed depends on the architecture, input size and precision, not on the weight v
 zoo id is measured with the zoo's (untrained) weights: FP32 and INT8 ONNX packages are built
 once into ``$FER_EDGE_HOME/bench/`` with the same export and quantization code as
 ``fer-edge build`` and reused by later runs. INT8 quantizes every region (SimAM / CC Attention
-included), the fastest Q/DQ form ``fer-edge build`` can choose.
+included) and keeps in FP32 the op groups measured as slower in int8, as ``fer-edge build`` does.
 """
 
 from __future__ import annotations
@@ -79,10 +79,11 @@ def zoo_package(model_id: str, variant: str = "edge", in_size: tuple[int, int] |
         from fer_edge.builder.quantize import quantize_int8
 
         tensors, origin = parity_faces(spec, CALIBRATION_FACES)
-        graph = quantize_int8(graph, tensors, None, CALIBRATION_METHOD, exported.sites,
-                              keep_regions_float=False, target="onnxruntime").model
+        quant = quantize_int8(graph, tensors, None, CALIBRATION_METHOD, exported.sites,
+                              keep_regions_float=False, target="onnxruntime")
+        graph = quant.model
         calibration = {"method": CALIBRATION_METHOD, "num_images": len(tensors), "source": origin,
-                       "regions_float": False, "purpose": "benchmark"}
+                       "regions_float": False, "purpose": "benchmark", "op_selection": quant.selection}
     sidecar = Sidecar(model_id=model_id, variant=variant, classes=classes_for(7), input=spec, format="onnx",
                       file=path.name, precision=precision, batch=recipe.batch, opset=recipe.opset,
                       calibration=calibration, training={"weights": "untrained zoo weights (benchmark only)"})

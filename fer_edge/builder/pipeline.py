@@ -31,7 +31,7 @@ from fer_edge.package import BatchRange, InputSpec, ModelPackage, Sidecar, load_
 # target -> precisions it builds and the options it uses (others are ignored with a warning)
 TARGETS: dict[str, dict[str, Any]] = {
     "onnxruntime": {"precisions": ("fp32", "int8"), "suffix": ".onnx", "format": "onnx",
-                    "options": ("calib", "batch", "method")},
+                    "options": ("calib", "batch", "method", "int8_ops")},
     "tensorrt": {"precisions": ("fp32", "fp16", "int8"), "suffix": ".engine", "format": "tensorrt",
                  "options": ("calib", "batch", "method", "workspace", "dla", "timing_cache")},
 }
@@ -176,12 +176,15 @@ def build(model: str, precision: str = "fp32", target: str | None = None, out: s
           calib_dir: str | None = None, calib_size: int = calib.DEFAULT_SIZE, method: str = "entropy",
           batch: str | None = None, workspace: int | None = None, dla: int | None = None,
           timing_cache: str | None = None, fp16_weights: bool = False, weights: str = "pretrained",
-          onnx_only: bool = False, log: Callable[[str], None] | None = None) -> ModelPackage:
+          onnx_only: bool = False, int8_ops: str | None = None,
+          log: Callable[[str], None] | None = None) -> ModelPackage:
     """Build a model package; see ``fer-edge build -h`` for the options.
 
     ``onnx_only`` (``--target tensorrt``): everything up to the engine, for a machine without
     TensorRT: export, plugin form, Q/DQ in TensorRT's form, and an ONNX package whose sidecar marks
     it as prepared; the run ends with the commands that build the engine on the device.
+    ``int8_ops`` (ONNX Runtime INT8): ``"measured"`` (default) keeps in FP32 the op groups measured
+    as slower in int8 on this machine (recorded in the sidecar), ``"all"`` quantizes every one.
     """
     say = log or (lambda text: print(text, file=sys.stderr, flush=True))
     target = target or ("tensorrt" if onnx_only else default_target())
@@ -203,7 +206,8 @@ def build(model: str, precision: str = "fp32", target: str | None = None, out: s
         raise ExportError("--fp16-weights stores an FP32 ONNX package's weights as float16; it applies only to "
                           "--target onnxruntime without --int8 (INT8 and engines store their own weights)")
     precision, opts = resolve_options(target, precision, {"calib": calib_dir, "batch": batch, "workspace": workspace,
-                                                          "dla": dla, "timing_cache": timing_cache, "method": method})
+                                                          "dla": dla, "timing_cache": timing_cache, "method": method,
+                                                          "int8_ops": int8_ops})
     with _signals_interrupt():
         source = _step(say, "1", f"load {model}", lambda: load_source(model, weights))
         batch_range = BatchRange.parse(opts["batch"]) if "batch" in opts else source.recipe.batch
@@ -236,15 +240,22 @@ def build(model: str, precision: str = "fp32", target: str | None = None, out: s
 
             cset = _step(say, "3", "calibration set", lambda: calibration_set(opts.get("calib"), source, calib_size, say))
             labels = cset.labels if (cset.labels >= 0).all() else None
+            select = opts.get("int8_ops", "measured") == "measured" if target == "onnxruntime" else False
             quant = _step(say, "4", f"INT8 Q/DQ ({method})", lambda: quantize_int8(
-                portable, cset.tensors, labels, method, exported.sites if exported else (), target=target))
+                portable, cset.tensors, labels, method, exported.sites if exported else (), target=target,
+                select_ops=select, batch=batch_range.opt))
             say(f"      top-1 agreement with FP32 on calibration faces: {quant.agreement}; "
                 f"plugin regions kept float: {quant.excluded_regions}")
+            if quant.selection:
+                sel = quant.selection
+                say(f"      kept FP32 by measurement: {', '.join(sel['float_op_groups']) or 'nothing'}; batch "
+                    f"{sel['batch']}: FP32 {sel['fp32_ms']:.2f} ms, INT8 {sel['int8_ms']:.2f} ms "
+                    f"(x{sel['speedup']:.2f}), agreement {100 * sel['agreement']:.1f} %")
             final = quant.model
             calibration_record = {"manifest_sha256": cset.manifest_sha256, "method": method,
                                   "num_images": len(cset.tensors), "source": cset.manifest["source"],
                                   "regions_float": quant.excluded_regions, "agreement": quant.agreement,
-                                  "activations": FLAVOURS[target]["activation"]}
+                                  "activations": FLAVOURS[target]["activation"], "op_selection": quant.selection}
         training = dict(source.training or {})
         if fp16_weights:
             from fer_edge.builder.export import FP16_WEIGHTS_RTOL, store_weights_fp16

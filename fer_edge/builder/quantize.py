@@ -5,11 +5,18 @@ the form ONNX Runtime runs as INT8 on CPU and TensorRT >= 10 compiles to INT8. T
 goes through ``quant_pre_process`` (BatchNorm folding, shape inference): FACTS.md measured that
 step as most of the CPU speed-up. SimAM / CC Attention regions (sums of squares, softmax) can be
 kept in float; :func:`quantize_int8` measures both choices and keeps the better one.
+
+INT8 is not faster for every op on a CPU: ONNX Runtime's depthwise ``QLinearConv`` ran 2-5x slower
+than MLAS's blocked FP32 depthwise conv here, so an all-int8 han_pff was slower than FP32 (bench/README.md).
+For the ONNX Runtime target the build therefore *measures* which op groups (narrow-input stems,
+depthwise, grouped, 1x1, kxk convolutions, Gemm, MatMul) to keep in FP32: :func:`keep_fast_groups`.
 """
 
 from __future__ import annotations
 
+import inspect
 import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +50,7 @@ class QuantResult:
     excluded_regions: bool
     agreement: dict[str, float] = field(default_factory=dict)  # variant -> top-1 agreement with FP32
     accuracy: dict[str, float] = field(default_factory=dict)  # variant -> accuracy on labelled calib faces
+    selection: dict[str, Any] | None = None  # op groups kept FP32 and the timings that chose them
 
 
 class _Reader:
@@ -72,19 +80,129 @@ def _calibrate_method(method: str) -> Any:
 
 def _quantize(pre: Path, out: Path, tensors: np.ndarray, input_name: str, method: str, exclude: list[str],
               target: str) -> Any:
+    """Q/DQ ``pre`` into ``out``; calibration ranges are cached beside ``pre`` where ONNX Runtime can."""
     import onnx
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
     flavour = FLAVOURS[target]
     signed = flavour["activation"] == "int8"
+    cache = {"calibration_cache_path": str(pre.with_name(f"ranges_{method}_{target}.json"))} \
+        if "calibration_cache_path" in inspect.signature(quantize_static).parameters else {}
     quantize_static(str(pre), str(out), _Reader(tensors, input_name), quant_format=QuantFormat.QDQ,
                     activation_type=QuantType.QInt8 if signed else QuantType.QUInt8, weight_type=QuantType.QInt8,
                     per_channel=True, calibrate_method=_calibrate_method(method), nodes_to_exclude=exclude,
                     op_types_to_quantize=flavour["op_types"],
                     extra_options={"ActivationSymmetric": signed, "WeightSymmetric": True,
                                    "QuantizeBias": flavour["quantize_bias"],
-                                   "CalibMovingAverage": method == "minmax"})
+                                   "CalibMovingAverage": method == "minmax"}, **cache)
     return onnx.load(str(out))
+
+
+def op_groups(model: Any, op_types: Sequence[str]) -> dict[str, list[str]]:
+    """Node names of ``op_types`` in ``model`` by the kind of kernel ONNX Runtime runs for them.
+
+    Convolutions split by shape (``Conv_narrow_input`` for <= 4 input channels, ``Conv_depthwise``,
+    ``Conv_grouped``, ``Conv_1x1``, ``Conv_kxk``): their int8 kernels differ in speed far more than
+    the op type says.
+    """
+    weights = {init.name: tuple(init.dims) for init in model.graph.initializer}
+    groups: dict[str, list[str]] = {}
+    for node in model.graph.node:
+        if node.op_type not in op_types:
+            continue
+        kind = node.op_type
+        dims = weights.get(node.input[1]) if node.op_type == "Conv" and len(node.input) > 1 else None
+        if dims is not None:
+            group = next((a.i for a in node.attribute if a.name == "group"), 1)
+            if dims[1] * group <= 4:
+                kind = "Conv_narrow_input"  # a stem on 1-3 channel faces: int8 im2col cannot fill its lanes
+            elif group > 1:
+                kind = "Conv_depthwise" if dims[1] == 1 else "Conv_grouped"
+            else:
+                kind = "Conv_1x1" if dims[2:] == (1, 1) else "Conv_kxk"
+        groups.setdefault(kind, []).append(node.name)
+    return groups
+
+
+def latency_ms(models: Sequence[Any], probe: np.ndarray, input_name: str = "input", threads: int | None = None,
+               rounds: int = 7, iters: int = 8) -> list[float]:
+    """Best-of-rounds latency (ms per run on ``probe``) of each model, timed interleaved.
+
+    Interleaving the candidates round by round makes their *ratio* robust to load that comes and
+    goes on the machine; the absolute numbers are only as good as the machine is quiet.
+    """
+    import onnxruntime as ort
+
+    from fer_edge.engines.onnxruntime import default_threads
+
+    sessions = []
+    for model in models:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or default_threads()
+        options.log_severity_level = 3
+        sessions.append(ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"]))
+    feed = {input_name: probe}
+    for session in sessions:
+        for _ in range(3):
+            session.run(None, feed)
+    best = [float("inf")] * len(sessions)
+    for _ in range(rounds):
+        for i, session in enumerate(sessions):
+            start = time.perf_counter()
+            for _ in range(iters):
+                session.run(None, feed)
+            best[i] = min(best[i], (time.perf_counter() - start) / iters * 1e3)
+    return best
+
+
+def keep_fast_groups(pre: Path, fp32: Any, int8: Any, tensors: np.ndarray, input_name: str, method: str,
+                     exclude: list[str], target: str, batch: int, reference: np.ndarray,
+                     min_gain: float = 0.05, min_agreement: float = 0.97) -> tuple[Any, dict[str, Any]]:
+    """Keep in FP32 each op group whose int8 form is slower, then any that costs agreement.
+
+    Speed: one pass over the groups, each tried in FP32 on top of the choices so far and kept there
+    when the whole graph gets at least ``min_gain`` faster (timed at ``batch`` against the current
+    choice). Accuracy: while top-1 agreement with FP32 on the calibration faces is below
+    ``min_agreement``, the group whose FP32 form raises agreement most (by >= 0.5 pt) goes to
+    FP32, as long as the graph stays faster than FP32. Returns the model and the record of it.
+    """
+    import onnx
+
+    groups = op_groups(onnx.load(str(pre)), FLAVOURS[target]["op_types"])
+    probe = np.ascontiguousarray(np.resize(tensors, (batch, *tensors.shape[1:])))
+    fp32_ms, current_ms = latency_ms([fp32, int8], probe, input_name)
+    trials: dict[str, float] = {}
+    kept: list[str] = []
+
+    def variant(extra: list[str]) -> Any:
+        names = exclude + [n for g in extra for n in groups[g]]
+        return _quantize(pre, pre.with_name(f"int8_{'+'.join(extra) or 'all'}.onnx"), tensors, input_name, method,
+                         names, target)
+
+    for group in sorted(groups, key=lambda g: -len(groups[g])):
+        trial = variant(kept + [group])
+        current_ms, trial_ms = latency_ms([int8, trial], probe, input_name)
+        trials[group] = round(trial_ms / current_ms, 3)
+        if trial_ms < (1 - min_gain) * current_ms:
+            kept.append(group)
+            int8, current_ms = trial, trial_ms
+    agreement = float((predict(int8, tensors, input_name).argmax(1) == reference).mean())
+    while agreement < min_agreement and len(kept) < len(groups):
+        scored = []
+        for group in (g for g in groups if g not in kept):
+            trial = variant(kept + [group])
+            scored.append((float((predict(trial, tensors, input_name).argmax(1) == reference).mean()), group, trial))
+        best_agreement, group, trial = max(scored, key=lambda item: item[0])
+        trial_ms, fp32_now = latency_ms([trial, fp32], probe, input_name)
+        if best_agreement < agreement + 0.005 or trial_ms >= fp32_now:
+            break
+        kept.append(group)
+        int8, agreement, current_ms, fp32_ms = trial, best_agreement, trial_ms, fp32_now
+    record = {"float_op_groups": kept, "groups": {g: len(n) for g, n in groups.items()},
+              "trial_ratio_vs_current": trials, "batch": batch, "fp32_ms": round(fp32_ms, 3),
+              "int8_ms": round(current_ms, 3), "speedup": round(fp32_ms / current_ms, 3),
+              "agreement": round(agreement, 4)}
+    return int8, record
 
 
 def predict(model: Any, tensors: np.ndarray, input_name: str = "input", threads: int = 1) -> np.ndarray:
@@ -100,7 +218,8 @@ def predict(model: Any, tensors: np.ndarray, input_name: str = "input", threads:
 
 def quantize_int8(portable: Any, calibration: np.ndarray, labels: np.ndarray | None = None, method: str = "entropy",
                   sites: Sequence[PluginSite] = (), keep_regions_float: bool | None = None,
-                  input_name: str = "input", target: str = "tensorrt") -> QuantResult:
+                  input_name: str = "input", target: str = "tensorrt", select_ops: bool | None = None,
+                  batch: int = 8) -> QuantResult:
     """Quantize ``portable`` with ``calibration`` faces (preprocessed NCHW float32).
 
     ``keep_regions_float``: True keeps the plugin regions (``sites``) in float, False quantizes
@@ -108,7 +227,9 @@ def quantize_int8(portable: Any, calibration: np.ndarray, labels: np.ndarray | N
     calibration faces (or top-1 agreement with FP32 where there are no labels). ``target``
     picks the Q/DQ form (:data:`FLAVOURS`): ``"tensorrt"`` is symmetric int8 everywhere,
     ``"onnxruntime"`` uint8 activations on Conv/Gemm/MatMul only (weights stay symmetric int8,
-    per channel).
+    per channel). ``select_ops`` (default: on for ``"onnxruntime"``; TensorRT picks its own kernels
+    per layer) keeps in FP32 the op groups that :func:`keep_fast_groups` measures as slower in int8
+    at ``batch``, or as costing agreement.
     """
     if target not in FLAVOURS:
         raise ExportError(f"unknown INT8 target {target!r}; choose one of {', '.join(FLAVOURS)}")
@@ -139,7 +260,11 @@ def quantize_int8(portable: Any, calibration: np.ndarray, labels: np.ndarray | N
                 result = QuantResult(model, method, keep)
             result.agreement[name] = agreement
             result.accuracy[name] = accuracy
-    assert result is not None
-    best = max(result.accuracy, key=lambda k: (result.accuracy[k], k == "all_int8"))  # ties: the faster graph
-    result.excluded_regions, result.model = candidates[best]
+        assert result is not None
+        best = max(result.accuracy, key=lambda k: (result.accuracy[k], k == "all_int8"))  # ties: the faster graph
+        result.excluded_regions, result.model = candidates[best]
+        if (target == "onnxruntime") if select_ops is None else select_ops:
+            exclude = [n for s in sites for n in region_nodes(pre_model, s)] if result.excluded_regions else []
+            result.model, result.selection = keep_fast_groups(pre, portable, result.model, calibration, input_name,
+                                                              method, exclude, target, batch, reference)
     return result

@@ -30,6 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--onnx-only", action="store_true",
                         help="with --target tensorrt: stop before the engine (no TensorRT needed) and write the ONNX "
                              "TensorRT will build (plugin form, TensorRT's Q/DQ) + sidecar; prints the device commands")
+    parser.add_argument("--int8-ops", choices=("measured", "all"), default=None,
+                        help="ONNX Runtime INT8: keep in FP32 the op groups measured as slower in int8 here "
+                             "(default: measured), or quantize all")
     parser.add_argument("-o", "--out", default=None, help="output model file (its sidecar is written beside it)")
 
 
@@ -37,5 +40,6 @@ def run(args: argparse.Namespace) -> int:
     from fer_edge.builder.pipeline import build
 
     build(args.model, args.precision, args.target, args.out, args.calib, args.calib_size, args.method, args.batch,
-          args.workspace, args.dla, args.timing_cache, args.fp16_weights, onnx_only=args.onnx_only, weights=args.weights)
+          args.workspace, args.dla, args.timing_cache, args.fp16_weights, onnx_only=args.onnx_only, weights=args.weights,
+          int8_ops=args.int8_ops)
     return 0
