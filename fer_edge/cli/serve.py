@@ -31,13 +31,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="largest uploaded image, width x height (default %(default)s)")
     parser.add_argument("--rate", type=float, default=ServeConfig.rate,
                         help="requests per second per client address, 0 for no limit (default %(default)s)")
+    parser.add_argument("--workers", type=int, default=ServeConfig.workers,
+                        help="threads running /v1/recognize; fewer leave more CPU to the live stream "
+                             "(default %(default)s)")
     add_model_arguments(parser)
     add_policy_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     config = ServeConfig(host=args.host, port=args.port, token=ServeConfig.token_from_env(args.token),
-                         max_body=int(args.max_body_mb * 2**20), max_pixels=args.max_pixels, rate=args.rate)
+                         max_body=int(args.max_body_mb * 2**20), max_pixels=args.max_pixels, rate=args.rate,
+                         workers=args.workers)
     source = stream_source(args.source) if args.source else None  # bad settings fail before the model loads
     policy = policy_of(args)
     try:
