@@ -171,7 +171,8 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         non_ok = sum(n for status, n in rec.get("statuses", {}).items() if int(status) != 200)
         lines.append(f"| {row['uploaders']} | {row['listeners']} | {rec.get('requests_per_s', '-')} "
                      f"| {_ms(lat.get('p50_ms'))} | {_ms(lat.get('p99_ms'))} | {non_ok if rec else '-'} "
-                     f"| {server.get('frames_total', 0) / row['seconds']:.1f} | {server.get('dropped_frames_total', 0):g} "
+                     f"| {server.get('frames_total', 0) / row['seconds']:.1f} "
+                     f"| {server.get('dropped_frames_total', 0):g} "
                      f"| {ev.get('per_client_per_s', '-')} | {ev.get('missed_frames', '-')} "
                      f"| {ev.get('dropped', '-')} | {ev.get('delay_p99_ms', '-')} |")
     return "\n".join(lines)

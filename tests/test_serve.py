@@ -218,12 +218,41 @@ def test_rate_limit_and_no_source(recognizer: Recognizer) -> None:
         server.stop()
 
 
-def test_token_required_off_loopback(recognizer: Recognizer, monkeypatch: pytest.MonkeyPatch,
-                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_broken_source_is_reported_and_requests_still_work(recognizer: Recognizer, astronaut: np.ndarray,
+                                                             tmp_path: Path) -> None:
+    broken = tmp_path / "broken.avi"
+    broken.write_bytes(b"not a video at all")
+    server = Server(recognizer, ServeConfig(port=0), source=broken).start()
+    try:
+        deadline = time.monotonic() + 10
+        while (health := call("GET", f"{server.url}/healthz"))[0] == 200 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        status, doc = health
+        assert status == 503 and doc["source"]["state"] == "failed" and "broken.avi" in doc["source"]["error"]
+        assert call("POST", f"{server.url}/v1/recognize", data=jpeg(astronaut),
+                    headers={"Content-Type": "image/jpeg"})[0] == 200
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--host", "0.0.0.0"], "--token"),
+    (["--source", "missing.mp4"], "does not exist"),
+    (["--source", __file__], "not a video"),
+    (["--detect-every", "0"], "detect_every"),
+    (["--max-pixels", "0"], "max_pixels"),
+])
+def test_the_command_refuses_bad_settings_before_loading(argv: list[str], message: str,
+                                                         monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.delenv("FER_EDGE_TOKEN", raising=False)
+    assert main(["serve", "--port", "0", *argv]) == 1 and message in capsys.readouterr().err
+
+
+def test_token_required_off_loopback(recognizer: Recognizer, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("FER_EDGE_TOKEN", raising=False)
     with pytest.raises(InvalidInputError, match="--token"):
         ServeConfig(host="0.0.0.0")
-    assert main(["serve", "--host", "0.0.0.0", "--port", "0"]) == 1 and "--token" in capsys.readouterr().err
     server = Server(recognizer, ServeConfig(host="0.0.0.0", port=0, token="s3cret")).start()
     try:
         url = f"http://127.0.0.1:{server.port}"
@@ -284,8 +313,9 @@ def _wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 6
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_the_command_stops_cleanly_on_signals(video: Path, sig: signal.Signals) -> None:
     port = _free_port()
-    process = subprocess.Popen([sys.executable, "-c", "import sys; from fer_edge.cli import main; sys.exit(main())", "serve", "--source", str(video), "--loop",
-                                "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    command = [sys.executable, "-c", "import sys; from fer_edge.cli import main; sys.exit(main())",
+               "serve", "--source", str(video), "--loop", "--port", str(port)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         _wait_healthy(f"http://127.0.0.1:{port}", process)
         assert len(asyncio.run(read_events(f"http://127.0.0.1:{port}/v1/events", 3))) == 3

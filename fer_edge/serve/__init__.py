@@ -2,7 +2,7 @@
 
 A kiosk's UI is a web page and a robot's behaviour engine another process, often in another
 language: both want expressions as a stream of events, not a Python import. Endpoints: ``GET /``
-(live page), ``GET /v1/events`` (WebSocket, one ``fer_edge.result/1`` message per frame),
+(live page), ``GET /v1/events`` (WebSocket, one ``fer_edge.result`` message per frame),
 ``POST /v1/recognize``, ``GET /v1/info``, ``GET /healthz``, ``GET /metrics``.
 
 Built on aiohttp rather than FastAPI + uvicorn: one maintained library gives the server, the

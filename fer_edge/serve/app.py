@@ -67,7 +67,7 @@ async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamRe
     except RequestError as exc:
         return _error(exc.status, exc.code, str(exc))
     except FerEdgeError as exc:  # e.g. an image the recognizer cannot take
-        return _error(400, type(exc).__name__, str(exc))
+        return _error(400, "invalid_input", str(exc))
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -114,7 +114,7 @@ async def page(request: web.Request) -> web.FileResponse:
 
 
 async def events(request: web.Request) -> web.WebSocketResponse:
-    """One ``fer_edge.result/1`` JSON text message per frame; ``?video=1`` adds the frame as JPEG first."""
+    """One ``FrameResult.to_json`` text message per frame; ``?video=1`` sends each frame as a JPEG before it."""
     service = request.app[SERVICE]
     if service.live is None:
         raise RequestError(404, "no_source", "this server has no live source (start it with --source)")
@@ -144,7 +144,7 @@ async def _upload(request: web.Request) -> tuple[bytes, str]:
 
 
 async def recognize(request: web.Request) -> web.Response:
-    """Faces of one uploaded JPEG/PNG (raw body or multipart part 'image'), as a ``fer_edge.result/1`` document."""
+    """Faces of one uploaded JPEG/PNG (raw body or multipart part 'image'), as a ``fer_edge.result`` document."""
     service = request.app[SERVICE]
     config = service.config
     if service.pending >= config.workers + config.max_pending:
@@ -185,8 +185,8 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    return web.Response(text=request.app[SERVICE].metrics.render(), content_type="text/plain",
-                        headers={"X-Content-Type-Options": "nosniff"})
+    return web.Response(body=request.app[SERVICE].metrics.render().encode(),
+                        headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
 
 def create_app(service: Service) -> web.Application:

@@ -52,12 +52,11 @@ class Server:
         config = self.config
         hub = EventHub(loop, self.metrics, config.client_buffer, config.jpeg_quality)
         executor = ThreadPoolExecutor(config.workers, thread_name_prefix="fer-edge-recognize-request")
-        service = Service(self.recognizer, config, self.metrics, hub, executor)
-        if self.source is not None:
-            service.live = LiveStream(self.recognizer, self.source, hub.publish, self.metrics, config.frame_queue,
-                                      self.loop_video, self.policy)
+        live = None if self.source is None else LiveStream(self.recognizer, self.source, hub.publish, self.metrics,
+                                                            config.frame_queue, self.loop_video, self.policy)
+        service = Service(self.recognizer, config, self.metrics, hub, executor, live)
         self.metrics.gauges.update({
-            "queue_depth": ("frames waiting for the recognizer", lambda: len(service.live.queue) if service.live else 0),
+            "queue_depth": ("frames waiting for the recognizer", lambda: len(live.queue) if live else 0),
             "socket_clients": ("connected /v1/events clients", lambda: len(hub.clients)),
             "pending_requests": ("/v1/recognize requests in progress or waiting", lambda: service.pending),
         })
@@ -67,13 +66,13 @@ class Server:
             site = web.TCPSite(runner, config.host, config.port)
             await site.start()
             self.port = runner.addresses[0][1]
-            if service.live is not None:
-                service.live.start()
+            if live is not None:
+                live.start()
             self._ready.set()
             await stop.wait()
         finally:
-            if service.live is not None:
-                await asyncio.to_thread(service.live.stop)
+            if live is not None:
+                await asyncio.to_thread(live.stop)
             await runner.cleanup()
             executor.shutdown(wait=True, cancel_futures=True)
 

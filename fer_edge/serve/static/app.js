@@ -1,6 +1,6 @@
 "use strict";
 // fer-edge serve live page. One WebSocket (/v1/events?video=1) carries each frame as a binary
-// JPEG followed by its fer_edge.result/1 JSON; the overlay is drawn as DOM elements over the
+// JPEG followed by its fer_edge.result JSON; the overlay is drawn as DOM elements over the
 // image, so boxes stay sharp at any size and tests can read labels from the DOM.
 const params = new URLSearchParams(location.search);
 const video = document.getElementById("video");
