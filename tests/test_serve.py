@@ -46,11 +46,11 @@ def astronaut() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def video(astronaut: np.ndarray, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Two seconds of the astronaut panning right, 512x512 at 15 frames/s."""
+    """Two seconds of the astronaut panning right and back, 512x512 at 15 frames/s: it loops without a jump."""
     path = tmp_path_factory.mktemp("serve") / "clip.avi"
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), FPS, (512, 512))
     for i in range(2 * FPS):
-        writer.write(np.roll(astronaut, 3 * i, axis=1))
+        writer.write(np.roll(astronaut, 3 * min(i, 2 * FPS - i), axis=1))
     writer.release()
     return path
 
@@ -379,6 +379,7 @@ def test_page_in_headless_chromium_shows_a_labelled_face(server: Server, recogni
         deadline = time.monotonic() + 30
         while not (port_file.is_file() and port_file.read_text().strip()) and time.monotonic() < deadline:
             time.sleep(0.1)
+        assert port_file.is_file(), f"{browser} started but opened no debugging port within 30 s"
         state, png = asyncio.run(_page_in_browser(int(port_file.read_text().split()[0]), f"{server.url}/"))
     finally:
         os.killpg(process.pid, signal.SIGTERM)
