@@ -229,8 +229,30 @@ def test_a_broken_source_is_reported_and_requests_still_work(recognizer: Recogni
             time.sleep(0.05)
         status, doc = health
         assert status == 503 and doc["source"]["state"] == "failed" and "broken.avi" in doc["source"]["error"]
+        status, doc = call("GET", f"{server.url}/v1/events")
+        assert (status, doc["error"]) == (410, "source_ended") and "broken.avi" in doc["message"]
         assert call("POST", f"{server.url}/v1/recognize", data=jpeg(astronaut),
                     headers={"Content-Type": "image/jpeg"})[0] == 200
+    finally:
+        server.stop()
+
+
+def test_the_end_of_a_video_closes_the_sockets(recognizer: Recognizer, video: Path) -> None:
+    server = Server(recognizer, ServeConfig(port=0), source=video).start()  # no loop: it plays once
+
+    async def listen() -> tuple[list[int], Any]:
+        indices = []
+        async with aiohttp.ClientSession() as session, session.ws_connect(f"{server.url}/v1/events") as ws:
+            async for message in ws:
+                indices.append(json.loads(message.data)["frame_index"])
+            return indices, (ws.close_code, message.extra if message.type == aiohttp.WSMsgType.CLOSE else None)
+
+    try:
+        indices, (code, reason) = asyncio.run(listen())
+        assert indices[-1] == 2 * FPS - 1 and code == aiohttp.WSCloseCode.OK, (indices, code, reason)
+        status, doc = call("GET", f"{server.url}/v1/events")
+        assert (status, doc["error"]) == (410, "source_ended")
+        assert call("GET", f"{server.url}/healthz")[1]["source"] == {"state": "ended", "error": None}
     finally:
         server.stop()
 

@@ -118,6 +118,9 @@ async def events(request: web.Request) -> web.WebSocketResponse:
     service = request.app[SERVICE]
     if service.live is None:
         raise RequestError(404, "no_source", "this server has no live source (start it with --source)")
+    if service.live.state != "running":
+        raise RequestError(410, "source_ended", f"the live source {service.live.state}"
+                                                + (f": {service.live.error}" if service.live.error else ""))
     ws = web.WebSocketResponse(compress=False, heartbeat=20.0)  # JPEGs do not compress; pings find dead peers
     await ws.prepare(request)
     client = service.hub.join(ws, request.transport, request.query.get("video") == "1")

@@ -67,17 +67,19 @@ class LiveStream:
     """``source`` recognised continuously; each result and its frame go to ``publish``.
 
     ``state`` is "running", then "ended" (a video without ``loop`` reached its end) or
-    "failed" (``error`` says why: a camera that cannot open, a corrupt file).
+    "failed" (``error`` says why: a camera that cannot open, a corrupt file); either calls
+    ``on_end(self)`` from the recognition thread, so listeners can be told (not on :meth:`stop`).
     """
 
     def __init__(self, recognizer: Recognizer, source: LiveSource, publish: Callable[[FrameResult, np.ndarray], None],
-                 metrics: Metrics, queue_size: int = 2, loop: bool = False,
-                 policy: DetectionPolicy | None = None) -> None:
+                 metrics: Metrics, queue_size: int = 2, loop: bool = False, policy: DetectionPolicy | None = None,
+                 on_end: Callable[[LiveStream], None] | None = None) -> None:
         self.recognizer, self.source, self.publish, self.metrics = recognizer, source, publish, metrics
-        self.loop, self.policy = loop, policy or DetectionPolicy()
+        self.loop, self.policy, self.on_end = loop, policy or DetectionPolicy(), on_end
         self.queue = FrameQueue(queue_size, lambda: metrics.add("dropped_frames_total"))
         self.state, self.error = "running", ""
         self._stop = threading.Event()
+        self._stopping = False  # stop() was called: the end is the server's, nobody needs telling
         self._threads = [threading.Thread(target=self._capture, name="fer-edge-capture", daemon=True),
                          threading.Thread(target=self._recognize, name="fer-edge-recognize", daemon=True)]
 
@@ -91,6 +93,7 @@ class LiveStream:
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop both threads and release the camera; returns once they have ended."""
+        self._stopping = True
         self._stop.set()
         self.queue.close(discard=True)
         for thread in self._threads:
@@ -137,3 +140,5 @@ class LiveStream:
             self._stop.set()
         if self.state == "running":
             self.state = "ended"
+        if self.on_end is not None and not self._stopping:
+            self.on_end(self)

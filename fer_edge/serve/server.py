@@ -53,7 +53,8 @@ class Server:
         hub = EventHub(loop, self.metrics, config.client_buffer, config.jpeg_quality)
         executor = ThreadPoolExecutor(config.workers, thread_name_prefix="fer-edge-recognize-request")
         live = None if self.source is None else LiveStream(self.recognizer, self.source, hub.publish, self.metrics,
-                                                            config.frame_queue, self.loop_video, self.policy)
+                                                            config.frame_queue, self.loop_video, self.policy,
+                                                            hub.source_ended)
         service = Service(self.recognizer, config, self.metrics, hub, executor, live)
         self.metrics.gauges.update({
             "queue_depth": ("frames waiting for the recognizer", lambda: len(live.queue) if live else 0),
