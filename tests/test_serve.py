@@ -115,8 +115,10 @@ def test_recognize_takes_jpeg_png_and_multipart(server: Server, recognizer: Reco
     expected = FrameResult(recognizer(decoded)).to_dict()
     assert call("POST", url, data=sent, headers={"Content-Type": "image/jpeg"}) == (200, expected)
     png = cv2.imencode(".png", astronaut)[1].tobytes()
-    status, doc = call("POST", url, data=png, headers={"Content-Type": "image/png"})
-    assert status == 200 and doc["schema"] == RESULT_SCHEMA and len(doc["faces"]) == 1
+    progressive = cv2.imencode(".jpg", astronaut, [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])[1].tobytes()  # SOF2 header
+    for body, content_type in ((png, "image/png"), (progressive, "image/jpeg"), (png, "application/octet-stream")):
+        status, doc = call("POST", url, data=body, headers={"Content-Type": content_type})
+        assert status == 200 and doc["schema"] == RESULT_SCHEMA and len(doc["faces"]) == 1
     form = aiohttp.FormData()
     form.add_field("image", sent, filename="astronaut.jpg", content_type="image/jpeg")
     assert call("POST", url, data=form) == (200, expected)
