@@ -273,6 +273,14 @@ def test_the_command_refuses_bad_settings_before_loading(argv: list[str], messag
     assert main(["serve", "--port", "0", *argv]) == 1 and message in capsys.readouterr().err
 
 
+def test_without_the_serve_extra_the_command_says_what_to_install(monkeypatch: pytest.MonkeyPatch,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setitem(sys.modules, "aiohttp", None)  # as if aiohttp were not installed
+    for name in ("fer_edge.serve.server", "fer_edge.serve.app", "fer_edge.serve.hub"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    assert main(["serve", "--port", "0"]) == 1 and 'pip install "fer_edge[serve]"' in capsys.readouterr().err
+
+
 def test_token_required_off_loopback(recognizer: Recognizer, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("FER_EDGE_TOKEN", raising=False)
     with pytest.raises(InvalidInputError, match="--token"):
