@@ -8,6 +8,7 @@ atomically, and lives beside the model file with the same stem: ``foo.onnx`` <->
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -104,6 +105,7 @@ class Sidecar:
     calibration: dict[str, Any] | None = None  # manifest_sha256, method, num_images
     metrics: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
+    temperature: float = 1.0  # the runtime's softmax divides the logits by it (fitted on held-out faces)
     fer_edge_version: str = __version__
     schema: str = SCHEMA
 
@@ -136,10 +138,19 @@ class Sidecar:
                 calibration=data.get("calibration"),
                 metrics=dict(data.get("metrics", {})),
                 training=dict(data.get("training", {})),
+                temperature=_temperature(data.get("temperature", 1.0)),
                 fer_edge_version=str(data.get("fer_edge_version", "")),
             )
         except (KeyError, TypeError) as exc:
             raise PackageError(f"sidecar is missing or has a malformed field: {exc}") from exc
+
+
+def _temperature(value: Any) -> float:
+    """A sidecar's softmax temperature: a finite number > 0 (a zero or negative one would flip or blow
+    up every probability)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise PackageError(f"sidecar field 'temperature' must be a finite number > 0, got {value!r}")
+    return float(value)
 
 
 def check_model_file_name(name: Any) -> str:

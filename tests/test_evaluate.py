@@ -136,3 +136,42 @@ def test_eval_under_the_authors_protocol_scores_a_7_class_model_over_8_emotions(
     assert report["images_used"] == 4 and ours["images_used"] == 3
     assert report["per_class_accuracy"]["contempt"] == 0.0  # a 7-class model cannot say contempt
     assert report["protocol"] == "ferplus_authors"
+
+
+def test_holdout_split_is_the_slice_training_kept_out_and_a_fitted_temperature_is_recorded(
+        ferplus_dir: Path, tmp_path: Path) -> None:
+    """``--split holdout`` reads the faces ``fer-edge train --holdout`` selected checkpoints on (both
+    cut with ``holdout_indices`` from the seed); the temperature fitted there lowers their ECE and
+    goes into the sidecar, and later evaluations apply it."""
+    import shutil
+
+    from fer_edge.constants import SHIPPED_MODELS_DIR
+    from fer_edge.package import load_package
+    from fer_edge.training.datasets import holdout_indices
+    from fer_edge.training.readers import read_dataset
+
+    for name in ("simam_resnet_int8.json", "simam_resnet_int8.onnx"):
+        shutil.copy(SHIPPED_MODELS_DIR / name, tmp_path / name)
+    package = tmp_path / "simam_resnet_int8.json"
+    report = evaluate(package, ferplus_dir, split="holdout", limit=3000, fit=True, seed=3)
+    assert len(read_dataset(ferplus_dir, "train", 7, protocol="votes")) > 3000
+    assert report["split"] == "holdout" and report["images_used"] == len(holdout_indices(3000, 3, 0.1)[0]) == 300
+    fit = report["temperature_fit"]
+    assert fit["ece_after"] < fit["ece_before"] and fit["temperature"] != 1.0
+    from fer_edge.training.evaluate import record_in_sidecar
+
+    record_in_sidecar(report)
+    assert load_package(package).sidecar.temperature == pytest.approx(fit["temperature"])
+    again = evaluate(package, ferplus_dir, split="holdout", limit=3000, seed=3)
+    assert again["ece"] == pytest.approx(fit["ece_after"]) and again["temperature"] == pytest.approx(fit["temperature"])
+
+
+def test_a_temperature_is_fitted_only_over_the_models_own_classes(checkpoint_and_data: tuple[Path, Path],
+                                                                  tmp_path: Path) -> None:
+    from test_datasets import _ferplus
+
+    from fer_edge.errors import DatasetError
+
+    path, _ = checkpoint_and_data
+    with pytest.raises(DatasetError, match="own classes"):
+        evaluate(path, _ferplus(tmp_path / "fp"), split="val", protocol="authors", fit=True)

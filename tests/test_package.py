@@ -111,3 +111,15 @@ def test_sidecar_file_must_be_a_plain_name_and_nothing_is_opened_otherwise(tmp_p
     with pytest.raises(PackageError, match="plain file name"):
         load_package(package.sidecar_path)
     assert opened == [str(package.sidecar_path)], "only the sidecar itself may be touched"
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, float("nan"), float("inf"), "2", True])
+def test_a_sidecar_temperature_must_be_a_positive_number(tmp_path: Path, bad: object) -> None:
+    from tiny_package import make_package
+
+    package = make_package(tmp_path)
+    data = json.loads(package.sidecar_path.read_text())
+    data["temperature"] = bad
+    package.sidecar_path.write_text(json.dumps(data))
+    with pytest.raises(PackageError, match="temperature"):
+        load_package(package.sidecar_path, verify=False)

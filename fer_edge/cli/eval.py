@@ -9,7 +9,14 @@ import json
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="model id, .pt checkpoint, or package (.onnx/.engine/.json)")
     parser.add_argument("--data", required=True, help="dataset root, split folder or csv")
-    parser.add_argument("--split", choices=["train", "val", "test"], help="split to evaluate (default: test, else val)")
+    parser.add_argument("--split", choices=["train", "val", "test", "holdout"],
+                        help="split to evaluate (default: test, else val); holdout: the slice of train that "
+                             "`fer-edge train --holdout` kept out (same --holdout-fraction and --seed)")
+    parser.add_argument("--holdout-fraction", type=float, default=0.1, help="with --split holdout")
+    parser.add_argument("--seed", type=int, default=0, help="the training seed, for --split holdout")
+    parser.add_argument("--fit-temperature", action="store_true",
+                        help="fit a softmax temperature on these faces (held-out ones only; with --record it "
+                             "goes into the sidecar and every backend applies it)")
     parser.add_argument("--backend", default="auto", choices=["auto", "tensorrt", "onnxruntime", "torch"])
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "int8"],
                         help="which package of a model id to evaluate")
@@ -30,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
     from fer_edge.training.evaluate import evaluate, format_report, record_in_sidecar, write_outputs
 
     report = evaluate(args.model, args.data, split=args.split, occlusion=args.occlusion, backend=args.backend,
-                      precision=args.precision, limit=args.limit, protocol=args.protocol, agree_with=args.agree_with)
+                      precision=args.precision, limit=args.limit, protocol=args.protocol, agree_with=args.agree_with,
+                      seed=args.seed, holdout=args.holdout_fraction, fit=args.fit_temperature)
     metrics, png = write_outputs(report, args.out)
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     if not args.json:

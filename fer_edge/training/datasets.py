@@ -95,6 +95,14 @@ class SplitData:
     dataset: FaceDataset
 
 
+def holdout_indices(n: int, seed: int, fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """(held-out, kept) indices of a training set of ``n``: the slice ``fer-edge train --holdout``
+    selects checkpoints on, reproducible from the seed so evaluation can find the same faces."""
+    order = np.random.default_rng([seed, 7919]).permutation(n)
+    cut = max(1, int(n * fraction))
+    return np.sort(order[:cut]), np.sort(order[cut:])
+
+
 def load_split(path: str | os.PathLike[str], split: str, spec: InputSpec, num_classes: int,
                augment: Augment | None = None, soft_labels: bool = False, seed: int = 0,
                cache_dir: Path | None = None, limit: int | None = None) -> SplitData:

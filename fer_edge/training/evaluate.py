@@ -5,6 +5,9 @@ Every model form runs through the runtime's engines (:func:`fer_edge.engines.res
 preprocess function, so FP32 vs INT8 vs engine accuracy is compared on equal terms. Labels follow
 each dataset's protocol (FER+: strict majority, or the FER+ authors' ``majority`` mode). ``occlusion`` repeats the run with a random
 noise patch over the eyes or the mouth of each aligned crop (in the spirit of O-RAF-DB).
+Probabilities are the package's calibrated ones (``softmax(logits / sidecar.temperature)``), and
+their expected calibration error is reported; ``split="holdout"`` evaluates the slice of the
+training split that ``fer-edge train --holdout`` kept out, where a temperature may be fitted.
 """
 
 from __future__ import annotations
@@ -17,9 +20,11 @@ import numpy as np
 
 from fer_edge.errors import DatasetError
 from fer_edge.fileio import atomic_path, write_json_atomic
+from fer_edge.training.datasets import holdout_indices
 from fer_edge.training.images import decode_records
 from fer_edge.training.metrics import classification_report
 from fer_edge.training.readers import read_dataset
+from fer_edge.training.temperature import calibration_gap, fit_temperature, softmax
 from fer_edge.vision.preprocess import preprocess
 
 # occluded regions of an aligned crop, as (top, bottom, left, right) fractions (FER2013-style framing)
@@ -45,35 +50,50 @@ def _logits(engine: Any, images: np.ndarray, batch_size: int = 256) -> np.ndarra
                            for i in range(0, len(images), batch_size)])
 
 
+def _read(data: str | os.PathLike[str], split: str | None, num_classes: int, protocol: str, seed: int,
+          holdout: float) -> tuple[Any, str]:
+    """The records of ``split`` (default: test, else val); for ``"holdout"``, the whole training split
+    as training reads it (labels = top vote): the slice is cut after decoding, as training cuts it."""
+    if split == "holdout":
+        if not 0.0 < holdout < 1.0:
+            raise DatasetError(f"the holdout fraction must be in (0, 1), got {holdout}")
+        return read_dataset(data, "train", num_classes, protocol="votes"), "holdout"
+    for name in ([split] if split else ["test", "val"]):
+        try:
+            return read_dataset(data, name, num_classes, protocol=protocol), name
+        except DatasetError:
+            if split or name == "val":
+                raise
+    raise AssertionError("unreachable: the val split either reads or raises")
+
+
 def evaluate(model: str | os.PathLike[str], data: str | os.PathLike[str], split: str | None = None,
              occlusion: bool = False, backend: str = "auto", precision: str = "auto", seed: int = 0,
              limit: int | None = None, protocol: str = "majority",
-             agree_with: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+             agree_with: str | os.PathLike[str] | None = None, holdout: float = 0.1,
+             fit: bool = False) -> dict[str, Any]:
     """Metrics of ``model`` (id, checkpoint or package) on ``data``'s ``split`` (default: test, else val).
 
     ``protocol``: FER+ labels by our strict majority (``majority``, over the model's classes) or by
     the FER+ authors' ``majority`` mode (``authors``: 8 emotions; a 7-class model's predictions are
     scored by class name, so contempt faces count against it, as in the papers' numbers).
     ``agree_with``: another form of the model (e.g. the FP32 package of an INT8 one); the report's
-    ``agreement`` is the fraction of faces on which both give the same label.
+    ``agreement`` is the fraction of faces on which both give the same label. ``holdout``/``seed``:
+    the fraction and seed ``fer-edge train --holdout`` used, for ``split="holdout"``. ``fit``: also
+    fit a temperature on these faces (``temperature_fit``; only on faces not reported elsewhere).
     """
     from fer_edge.engines.resolve import load_engine
 
     engine, choice = load_engine(model, backend=backend, precision=precision)
     model_classes = tuple(engine.classes)
-    records = None
-    for name in ([split] if split else ["test", "val"]):
-        try:
-            records, split = read_dataset(data, name, len(model_classes), protocol=protocol), name
-            break
-        except DatasetError:
-            if split or name == "val":
-                raise
-    assert records is not None
+    records, split = _read(data, split, len(model_classes), protocol, seed, holdout)
     if limit is not None:
         records = records.subset(np.arange(min(limit, len(records))))
     spec = engine.input_spec
     records, images = decode_records(records, gray=spec.color == "gray", size=spec.size)
+    if split == "holdout":
+        held_out = holdout_indices(len(records), seed, holdout)[0]
+        records, images = records.subset(held_out), images[held_out]
     if (records.labels < 0).all():
         raise DatasetError(f"{records.source} has no expression labels (a {records.format} dataset)")
     classes = tuple(records.classes)
@@ -82,8 +102,22 @@ def evaluate(model: str | os.PathLike[str], data: str | os.PathLike[str], split:
     def predictions(faces: np.ndarray) -> np.ndarray:
         return to_label_index[_logits(engine, faces).argmax(axis=1)]
 
-    predicted = predictions(images)
+    logits = _logits(engine, images)
+    predicted = to_label_index[logits.argmax(axis=1)]
     report = classification_report(records.labels, predicted, classes)
+    temperature = engine.package.sidecar.temperature
+    confidence = softmax(logits, temperature).max(axis=1)
+    report["temperature"] = temperature
+    report["ece"] = calibration_gap(confidence, predicted == records.labels)
+    if fit:
+        if tuple(classes) != model_classes:
+            raise DatasetError(f"a temperature is fitted on labels over the model's own classes {model_classes}, "
+                               f"not {classes} (use the majority protocol or the holdout split)")
+        fitted = fit_temperature(logits, records.labels)
+        report["temperature_fit"] = {
+            "temperature": fitted, "split": split, "num_images": len(records),
+            "ece_before": calibration_gap(softmax(logits).max(axis=1), predicted == records.labels),
+            "ece_after": calibration_gap(softmax(logits, fitted).max(axis=1), predicted == records.labels)}
     if agree_with is not None:
         reference, _ = load_engine(agree_with)
         if tuple(reference.classes) != model_classes:
@@ -148,6 +182,11 @@ def format_report(report: dict[str, Any]) -> str:
     lines.append(" " * (width + 2) + " ".join(f"{c[:5]:>5}" for c in report["classes"]))
     lines += [f"  {c:<{width}}" + " ".join(f"{v:>5}" for v in row)
               for c, row in zip(report["classes"], report["confusion_matrix"])]
+    lines.append(f"expected calibration error {report['ece']:.4f} (softmax temperature {report['temperature']:.3f})")
+    if "temperature_fit" in report:
+        fit = report["temperature_fit"]
+        lines.append(f"fitted temperature {fit['temperature']:.3f} on {fit['num_images']} {fit['split']} faces: "
+                     f"ECE {fit['ece_before']:.4f} -> {fit['ece_after']:.4f}")
     if "agreement" in report:
         lines.append(f"same label as {report['agreement']['with']}: {report['agreement']['fraction']:.4f}")
     for region, res in report.get("occlusion", {}).items():
@@ -156,7 +195,7 @@ def format_report(report: dict[str, Any]) -> str:
 
 
 RECORDED_KEYS = ("accuracy", "macro_precision", "macro_recall", "macro_f1", "per_class_accuracy", "num_images",
-                 "occlusion", "agreement")
+                 "occlusion", "agreement", "ece", "temperature", "temperature_fit")
 
 
 def record_in_sidecar(report: dict[str, Any]) -> Path:
@@ -171,6 +210,8 @@ def record_in_sidecar(report: dict[str, Any]) -> Path:
     package = load_package(report["package"])
     package.sidecar.metrics[f"{report['protocol']}/{report['split']}"] = {
         k: report[k] for k in RECORDED_KEYS if k in report}
+    if "temperature_fit" in report:
+        package.sidecar.temperature = report["temperature_fit"]["temperature"]
     return write_package(package.model_path, package.sidecar).sidecar_path
 
 

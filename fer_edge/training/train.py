@@ -25,7 +25,7 @@ from fer_edge.errors import DatasetError, InvalidInputError
 from fer_edge.fileio import atomic_write
 from fer_edge.package import InputSpec
 from fer_edge.training.checkpoint import checkpoint_meta, read_checkpoint, save_checkpoint
-from fer_edge.training.datasets import EpochSampler, FaceDataset, SplitData, load_split
+from fer_edge.training.datasets import EpochSampler, FaceDataset, SplitData, holdout_indices, load_split
 from fer_edge.training.metrics import classification_report
 from fer_edge.training.presets import TrainObjective, build_optimizer, build_scheduler, recipe_for
 
@@ -104,10 +104,7 @@ def predict(model: torch.nn.Module, dataset: FaceDataset, batch_size: int = 256,
 
 def _hold_out(train: SplitData, seed: int, fraction: float = 0.1) -> tuple[SplitData, SplitData]:
     """Split a selection slice off the training set (asked for, or the dataset has no validation split)."""
-    n = len(train.records)
-    order = np.random.default_rng([seed, 7919]).permutation(n)
-    cut = max(1, int(n * fraction))
-    val_idx, train_idx = np.sort(order[:cut]), np.sort(order[cut:])
+    val_idx, train_idx = holdout_indices(len(train.records), seed, fraction)
     ds = train.dataset
 
     def part(idx: np.ndarray, augment: bool) -> SplitData:
