@@ -156,3 +156,20 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     props = read_config(tmp_path / "ds" / "config_infer_secondary_fer.txt")
     assert (props["gie-unique-id"], props["operate-on-gie-id"], props["classifier-threshold"]) == ("3", "7", "0.4")
     assert main(["export-deepstream", "--model", "no_such_model", "--out", str(tmp_path / "ds")]) == 1
+
+
+def test_the_package_temperature_is_applied_before_the_softmax(tmp_path: Path, face_bgr: np.ndarray) -> None:
+    """nvinfer reads probabilities: they must be the calibrated ones every other backend gives."""
+    import shutil
+
+    from fer_edge.training.temperature import softmax as calibrated_softmax
+
+    shipped = load_package(SHIPPED_MODELS_DIR / "fer_default.json")
+    shutil.copy(shipped.model_path, tmp_path / shipped.model_path.name)
+    shipped.sidecar.temperature = 2.5
+    package = write_package(tmp_path / shipped.model_path.name, shipped.sidecar)
+    props = read_config(export_deepstream(str(package.sidecar_path), tmp_path / "ds"))
+    logits = run_onnx(package.model_path, preprocess(face_bgr, package.sidecar.input))
+    got = run_onnx(tmp_path / "ds" / props["onnx-file"], nvinfer_input(props, face_bgr))
+    np.testing.assert_allclose(got, calibrated_softmax(logits, 2.5), atol=1e-5)
+    assert not np.allclose(got, softmax(logits), atol=1e-3)

@@ -130,7 +130,14 @@ def deepstream_onnx(package: ModelPackage, norm: Normalisation) -> Any:
                                           name=f"fer_channel_{op.lower()}"))
             current = f"{source}_{op.lower()}"
     nodes.append(helper.make_node("Identity", [current], [feed], name="fer_model_input"))
-    nodes.append(helper.make_node("Softmax", [side.output_name], [OUTPUT_NAME], axis=1, name="fer_softmax"))
+    logits = side.output_name
+    if side.temperature != 1.0:  # the calibrated probabilities every other backend gives
+        scale = numpy_helper.from_array(np.asarray(1.0 / side.temperature, dtype=np.float32), "fer_inv_temperature")
+        graph.initializer.append(scale)
+        body_tail = helper.make_node("Mul", [logits, scale.name], [f"{logits}_calibrated"], name="fer_temperature")
+        logits = f"{logits}_calibrated"
+        graph.node.append(body_tail)
+    nodes.append(helper.make_node("Softmax", [logits], [OUTPUT_NAME], axis=1, name="fer_softmax"))
     body = list(graph.node)
     del graph.node[:]
     graph.node.extend([*nodes[:-1], *body, nodes[-1]])
