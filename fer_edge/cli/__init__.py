@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("fer_edge.cli.train", "train a zoo model (FER+, RAF-DB, FER2013, AffectNet, folders); torchrun-ready"),
     "eval": ("fer_edge.cli.eval", "evaluate a checkpoint, ONNX/INT8 package or engine: accuracy, F1, confusion"),
     "bench": ("fer_edge.cli.bench", "benchmark a model (latency, faces/s, memory, load time) or the whole pipeline"),
+    "explain": ("fer_edge.cli.explain", "Grad-CAM heatmaps of each face's expression (PyTorch), with the top-3 classes"),
     "serve": ("fer_edge.cli.serve", "serve live expression events, a page and an image endpoint over HTTP/WebSocket"),
     "export-triton": ("fer_edge.cli.export_triton", "write a Triton Inference Server model repository for a package"),
     "export-deepstream": ("fer_edge.cli.export_deepstream", "write a DeepStream nvinfer secondary-classifier config"),

@@ -144,7 +144,7 @@ _VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 
-@register_model
+@register_model(cam_layer="stages.2.downsample")  # 3x3 at 48 px; later ConvNeXt maps give mostly empty maps
 def faer(num_classes: int, variant: str, in_size: tuple[int, int] | None, **kwargs: Any) -> FAER:
     """FAER on ConvNeXt-Base (paper) or ConvNeXt-Femto (edge); ``attribute_head=True`` adds FAE."""
     return FAER("faer", variant, num_classes, in_size, **{**_VARIANTS[variant], **kwargs})

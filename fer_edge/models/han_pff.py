@@ -235,7 +235,7 @@ _VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 
-@register_model
+@register_model(cam_layer="dfem.fabs.1")  # level 2 of the fusion, 6x6 at 48 px
 def han_pff(num_classes: int, variant: str, in_size: tuple[int, int] | None, **kwargs: Any) -> HANPFF:
     """HAN-PFF on ResNet-18 stages (paper) or a reduced ResNet (edge)."""
     return HANPFF("han_pff", variant, num_classes, in_size, **{**_VARIANTS[variant], **kwargs})

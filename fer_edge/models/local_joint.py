@@ -135,7 +135,7 @@ _VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 
-@register_model
+@register_model(cam_layer="eca")  # the global map the four quadrants are cut from, 3x3 at 48 px
 def local_joint(num_classes: int, variant: str, in_size: tuple[int, int] | None, **kwargs: Any) -> LocalJoint:
     """Local feature joint learning on ResNet-50's first three stages (paper) or a reduced trunk (edge)."""
     return LocalJoint("local_joint", variant, num_classes, in_size, **{**_VARIANTS[variant], **kwargs})

@@ -107,7 +107,7 @@ _VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 
-@register_model
+@register_model(cam_layer="stages.1")  # 6x6 at 48 px: the last stage before the eyes and mouth merge
 def simam_resnet(num_classes: int, variant: str, in_size: tuple[int, int] | None, **kwargs: Any) -> SimAMResNet:
     """ResNet-50 + CA + SimAM + SC (paper) or its 4-stage basic-block edge size."""
     return SimAMResNet("simam_resnet", variant, num_classes, in_size, **{**_VARIANTS[variant], **kwargs})

@@ -1,7 +1,8 @@
 """``Recognizer``: frames in, per-face expressions out.
 
 frame -> detect (YuNet or yours) -> align to the model's template -> :func:`preprocess` -> one
-engine batch for all faces -> softmax -> :class:`FaceResult`. Thread safety: a Recognizer holds
+engine batch for all faces -> softmax -> :class:`FaceResult`, marked uncertain when its measured
+quality or its top probability is below the :class:`Abstention` thresholds. Thread safety: a Recognizer holds
 no per-call state; the detector serialises its own calls, ONNX Runtime and PyTorch inference
 are re-entrant, and the TensorRT engine gives each thread its own context. So one Recognizer may
 be shared by many threads; per-stream state (tracks) lives in each :class:`Stream`.
@@ -19,12 +20,14 @@ import numpy as np
 from fer_edge._version import __version__
 from fer_edge.engines.resolve import load_engine
 from fer_edge.errors import InvalidInputError
+from fer_edge.recognizer.abstain import Abstention
 from fer_edge.recognizer.results import FaceResult, FrameResult
 from fer_edge.recognizer.sources import Source, frames_from
 from fer_edge.recognizer.tracking import DetectionPolicy, IoUTracker, Smoothing, iou_matrix
-from fer_edge.vision.align import align_face, box_crop_landmarks
+from fer_edge.vision.align import crop_face
 from fer_edge.vision.detector import Detection, FaceDetector, YuNetDetector, detect_around, ensure_bgr
 from fer_edge.vision.preprocess import preprocess
+from fer_edge.vision.quality import FaceQuality, measure_quality
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -43,12 +46,16 @@ class Recognizer:
     see :mod:`fer_edge.engines.triton`); detection, alignment and preprocessing stay here.
     ``detector``: any object with ``detect(bgr) -> list[Detection]``; default YuNet.
     ``min_face`` (pixels) and ``max_faces`` filter detections; ``smoothing`` ("window", "ema",
-    a :class:`Smoothing` or None) applies to :meth:`stream`.
+    a :class:`Smoothing` or None) applies to :meth:`stream`. ``abstain``: ``True`` (the measured
+    default :class:`Abstention` thresholds), an :class:`Abstention`, or ``False`` (never uncertain;
+    quality is still measured). With ``True`` an untrained package (no measured metrics in its
+    sidecar, ``info()["trained"]``) gets no confidence threshold: its softmax is no confidence.
     """
 
     def __init__(self, model: str | os.PathLike[str] = "default", backend: str = "auto", device: str | None = None,
                  detector: FaceDetector | None = None, min_face: int = 20, max_faces: int = 16,
-                 smoothing: Smoothing | str | None = "window", precision: str = "auto", url: str | None = None) -> None:
+                 smoothing: Smoothing | str | None = "window", precision: str = "auto",
+                 abstain: Abstention | bool | None = True, url: str | None = None) -> None:
         if detector is not None and not isinstance(detector, FaceDetector):
             raise InvalidInputError(f"detector must have a detect(image) method, got {type(detector).__name__}")
         if min_face < 1 or max_faces < 1:
@@ -57,6 +64,9 @@ class Recognizer:
         if url is not None and backend != "triton":
             raise InvalidInputError(f"url= names a Triton server; pass backend='triton' with it (got backend={backend!r})")
         self.engine, self.choice = load_engine(model, backend, url or device, precision)
+        self.abstain = Abstention.parse(abstain)
+        if abstain is True and not self.choice.package.sidecar.metrics:
+            self.abstain = Abstention(min_confidence=0.0)
         self.spec = self.engine.input_spec
         self.classes = self.engine.classes
         self.min_face, self.max_faces = min_face, max_faces
@@ -86,10 +96,12 @@ class Recognizer:
             raise InvalidInputError("predict() takes a sequence of frames; use recognizer(frame) for one frame")
         detected = [self.detect(frame, rgb) for frame in frames]
         crops = [self._crop(image, face) for image, faces in detected for face in faces]
+        quality = [self._quality(image, face) for image, faces in detected for face in faces]
         probs = self._classify(crops)
         results, start = [], 0
         for _, faces in detected:
-            results.append([self._result(face, p) for face, p in zip(faces, probs[start:start + len(faces)])])
+            results.append([self._result(face, p, quality=q) for face, p, q in
+                            zip(faces, probs[start:start + len(faces)], quality[start:start + len(faces)])])
             start += len(faces)
         return results
 
@@ -97,9 +109,10 @@ class Recognizer:
         """Classify face crops from your own detector (no detection or alignment; any size)."""
         if isinstance(crops, np.ndarray):
             crops = [crops]
-        probs = self._classify([ensure_bgr(crop, rgb) for crop in crops])
-        return [self._result(Detection((0.0, 0.0, float(c.shape[1]), float(c.shape[0])), np.full((5, 2), np.nan), 1.0),
-                             p) for c, p in zip(crops, probs)]
+        images = [ensure_bgr(crop, rgb) for crop in crops]
+        probs = self._classify(images)
+        faces = [Detection((0.0, 0.0, float(c.shape[1]), float(c.shape[0])), np.full((5, 2), np.nan), 1.0) for c in images]
+        return [self._result(face, p, quality=self._quality(c, face)) for face, c, p in zip(faces, images, probs)]
 
     def stream(self, source: Source, rgb: bool = False, fps: float | None = None, *,
                policy: str | DetectionPolicy = "track", detect_every: int | None = None,
@@ -123,10 +136,15 @@ class Recognizer:
         return Stream(self, source, rgb, fps, chosen)
 
     def _crop(self, image: np.ndarray, face: Detection) -> np.ndarray:
-        landmarks = face.landmarks
-        if landmarks is None or not np.isfinite(landmarks).all():
-            landmarks = box_crop_landmarks(face.box, self.spec.alignment)
-        return align_face(image, landmarks, self.spec.size, self.spec.alignment)
+        return crop_face(image, face.box, face.landmarks, self.spec.size, self.spec.alignment)
+
+    def _quality(self, image: np.ndarray, face: Detection) -> FaceQuality:
+        """Measured on the frame (aligned at the quality size), or on ``image`` itself for a crop without landmarks."""
+        return measure_quality(image, face.box, face.landmarks, face.score, self.spec.alignment, crop=image)
+
+    def _doubts(self, quality: FaceQuality, probs: np.ndarray) -> tuple[str, ...]:
+        """The abstention thresholds this face fails (none when abstention is off)."""
+        return self.abstain.reasons(quality, float(probs.max())) if self.abstain is not None else ()
 
     def _classify(self, crops: list[np.ndarray]) -> np.ndarray:
         if not crops:
@@ -134,14 +152,18 @@ class Recognizer:
         return softmax(self.engine.infer(preprocess(crops, self.spec)))
 
     def _result(self, face: Detection, probs: np.ndarray, track_id: int | None = None,
-                smoothed: np.ndarray | None = None) -> FaceResult:
+                smoothed: np.ndarray | None = None, quality: FaceQuality | None = None,
+                reasons: tuple[str, ...] | None = None) -> FaceResult:
+        if reasons is None:
+            reasons = self._doubts(quality, probs) if quality is not None else ()
         landmarks = None
         if face.landmarks is not None and np.isfinite(face.landmarks).all():
             landmarks = tuple((float(x), float(y)) for x, y in face.landmarks)
         return FaceResult(box=tuple(float(v) for v in face.box), label=self.classes[int(np.argmax(probs))],  # type: ignore[arg-type]
                           probabilities=dict(zip(self.classes, map(float, probs))), score=face.score,
                           landmarks=landmarks, track_id=track_id,
-                          smoothed=None if smoothed is None else dict(zip(self.classes, map(float, smoothed))))
+                          smoothed=None if smoothed is None else dict(zip(self.classes, map(float, smoothed))),
+                          quality=quality, uncertain=bool(reasons), reasons=reasons)
 
 
 STAGES = ("detect", "align", "preprocess", "infer", "postprocess")
@@ -188,15 +210,17 @@ class Stream:
         faces, track_ids = self._detect(image)
         marks.append(time.perf_counter())
         crops = [rec._crop(image, face) for face in faces]
+        quality = [rec._quality(image, face) for face in faces]
         marks.append(time.perf_counter())
         batch = preprocess(crops, rec.spec) if crops else None
         marks.append(time.perf_counter())
         probs = softmax(rec.engine.infer(batch)) if batch is not None else np.zeros((0, len(rec.classes)))
         marks.append(time.perf_counter())
-        tracked = self.tracker.update([f.box for f in faces], probs, stamp, track_ids)
+        doubts = [rec._doubts(q, p) for q, p in zip(quality, probs)]
+        tracked = self.tracker.update([f.box for f in faces], probs, stamp, track_ids, [bool(d) for d in doubts])
         self._found = [track_id for track_id, _ in tracked]
-        results = [rec._result(face, p, track_id, smooth if rec.smoothing else None)
-                   for face, p, (track_id, smooth) in zip(faces, probs, tracked)]
+        results = [rec._result(face, p, track_id, smooth if rec.smoothing else None, q, d)
+                   for face, p, (track_id, smooth), q, d in zip(faces, probs, tracked, quality, doubts)]
         marks.append(time.perf_counter())
         self.stage_seconds = {stage: end - start for stage, start, end in zip(STAGES, marks, marks[1:])}
         self.passes[self.last_pass] += 1
@@ -249,12 +273,14 @@ class Stream:
         return None if probs is None else dict(zip(self.recognizer.classes, map(float, probs)))
 
     def summary(self) -> list[dict[str, Any]]:
-        """Per track (live and recently retired): frames seen, time span and mean probabilities."""
+        """Per track (live and recently retired): frames seen and answered (not uncertain), time span, and
+        the mean probabilities of the answered frames."""
         classes = self.recognizer.classes
         out = []
         for track in [*self.tracker.retired, *self.tracker.tracks.values()]:
-            mean = track.total / max(track.frames, 1) if track.total is not None else np.zeros(len(classes))
-            out.append({"track_id": track.track_id, "frames": track.frames, "first_seen": track.first_seen,
+            mean = track.total / max(track.answered, 1) if track.total is not None else np.zeros(len(classes))
+            out.append({"track_id": track.track_id, "frames": track.frames, "answered": track.answered,
+                        "first_seen": track.first_seen,
                         "last_seen": track.last_seen, "label": classes[int(np.argmax(mean))],
                         "probabilities": dict(zip(classes, map(float, mean)))})
         return out

@@ -94,10 +94,20 @@ class Track:
     ema: np.ndarray | None = None
     total: np.ndarray | None = None
     frames: int = 0
+    answered: int = 0  # frames not uncertain: the ones in ``total`` and the smoothing
 
-    def update(self, box: np.ndarray, probs: np.ndarray, t: float, smoothing: Smoothing) -> np.ndarray:
-        """Add this frame's probabilities; return the smoothed ones."""
+    def update(self, box: np.ndarray, probs: np.ndarray, t: float, smoothing: Smoothing,
+               uncertain: bool = False) -> np.ndarray | None:
+        """Add this frame's probabilities; return the smoothed ones.
+
+        An ``uncertain`` frame (a face the Recognizer would not answer) moves the box but not the
+        smoothed state: a blurred or turned-away moment must not drag a person's expression. The
+        state it returns is the one before it (None while the track has no answered frame).
+        """
         self.box, self.last_seen, self.frames = box, t, self.frames + 1
+        if uncertain:
+            return self.ema if smoothing.kind == "ema" else self._window_mean()
+        self.answered += 1
         self.total = probs.copy() if self.total is None else self.total + probs
         if smoothing.kind == "ema":
             self.ema = probs.copy() if self.ema is None else smoothing.alpha * probs + (1 - smoothing.alpha) * self.ema
@@ -105,7 +115,10 @@ class Track:
         self.window.append((t, probs))
         while self.window and self.window[0][0] <= t - smoothing.seconds:
             self.window.popleft()
-        return np.mean([p for _, p in self.window], axis=0)
+        return self._window_mean()
+
+    def _window_mean(self) -> np.ndarray | None:
+        return np.mean([p for _, p in self.window], axis=0) if self.window else None
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -129,11 +142,13 @@ class IoUTracker:
         self._ids = itertools.count(1)
 
     def update(self, boxes: Sequence[Sequence[float]], probs: np.ndarray, t: float,
-               track_ids: Sequence[int | None] | None = None) -> list[tuple[int, np.ndarray]]:
+               track_ids: Sequence[int | None] | None = None,
+               uncertain: Sequence[bool] | None = None) -> list[tuple[int, np.ndarray | None]]:
         """Assign each detection a track id; return (track_id, smoothed probabilities) per detection.
 
         ``track_ids`` (one per detection, None where unknown) attaches detections re-found in a
-        live track's region to that track directly; the others are matched by IoU.
+        live track's region to that track directly; the others are matched by IoU. ``uncertain``
+        (one per detection) marks faces whose probabilities must not enter the smoothing.
         """
         for track_id in [k for k, tr in self.tracks.items() if t - tr.last_seen > self.max_age]:
             self.retired.append(self.tracks.pop(track_id))
@@ -160,7 +175,8 @@ class IoUTracker:
             if track is None:
                 track = Track(next(self._ids), box, t, t)
                 self.tracks[track.track_id] = track
-            out.append((track.track_id, track.update(box, probs[i], t, self.smoothing)))
+            doubt = bool(uncertain[i]) if uncertain is not None else False
+            out.append((track.track_id, track.update(box, probs[i], t, self.smoothing, doubt)))
         return out
 
     def expression(self, track_id: int, t: float) -> np.ndarray | None:

@@ -74,6 +74,15 @@ def box_crop_landmarks(box: Sequence[float], name: str = "fer2013") -> np.ndarra
     return template(name) * side + np.array([x + (w - side) / 2, y + (h - side) / 2])
 
 
+def crop_face(image: np.ndarray, box: Sequence[float], landmarks: np.ndarray | None, size: tuple[int, int],
+              name: str = "fer2013") -> np.ndarray:
+    """The model's crop of one detected face: aligned on its landmarks, or cut from its box when the
+    detector gave none. The Recognizer and ``fer-edge explain`` both crop through here."""
+    if landmarks is None or not np.isfinite(landmarks).all():
+        landmarks = box_crop_landmarks(box, name)
+    return align_face(image, landmarks, size, name)
+
+
 def align_face(image: np.ndarray, landmarks: np.ndarray, size: tuple[int, int], name: str = "fer2013") -> np.ndarray:
     """Warp ``image`` so the 5 ``landmarks`` land on template ``name``; return a ``size`` (H, W) crop.
 
@@ -86,3 +95,24 @@ def align_face(image: np.ndarray, landmarks: np.ndarray, size: tuple[int, int], 
     height, width = int(size[0]), int(size[1])
     matrix = similarity_transform(points, template(name) * np.array([width, height]))
     return cv2.warpAffine(image, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def template_regions(size: tuple[int, int], name: str = "fer2013") -> dict[str, np.ndarray]:
+    """Boolean (H, W) masks of the eyes and the mouth in a ``size`` crop aligned to template ``name``.
+
+    Sized from the template's own eye distance ``d``, so every template gets the same anatomy:
+    each eye a 0.7d x 0.45d box on its landmark, the mouth the box over both corners widened by
+    0.2d on each side and 0.6d tall. Used to ask whether a heatmap looks where expressions are.
+    """
+    points = template(name) * np.array([size[1], size[0]])
+    d = float(np.hypot(*(points[1] - points[0])))
+    rows, cols = np.mgrid[0 : size[0], 0 : size[1]] + 0.5
+
+    def box(x0: float, x1: float, y0: float, y1: float) -> np.ndarray:
+        return np.asarray((cols >= x0) & (cols < x1) & (rows >= y0) & (rows < y1))
+
+    eyes = box(points[0, 0] - 0.35 * d, points[0, 0] + 0.35 * d, points[0, 1] - 0.225 * d, points[0, 1] + 0.225 * d)
+    eyes |= box(points[1, 0] - 0.35 * d, points[1, 0] + 0.35 * d, points[1, 1] - 0.225 * d, points[1, 1] + 0.225 * d)
+    mouth_y = float(points[3:, 1].mean())
+    mouth = box(points[3, 0] - 0.2 * d, points[4, 0] + 0.2 * d, mouth_y - 0.3 * d, mouth_y + 0.3 * d)
+    return {"eyes": eyes, "mouth": mouth}
