@@ -135,3 +135,16 @@ def test_stream_keeps_the_smoothed_label_through_blurred_frames(package, astrona
     assert results[2].to_dict()["smoothed_label"] == results[1].smoothed_label
     plain = [r.faces[0] for r in Recognizer(package.sidecar_path, abstain=False).stream(frames, fps=10)]
     assert plain[2].smoothed != plain[1].smoothed  # without the gate the blurred frames would move it
+
+
+def test_run_command_thresholds(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    from fer_edge.cli import main
+
+    image = tmp_path / "astronaut.png"
+    cv2.imwrite(str(image), data.astronaut()[:, :, ::-1])
+    assert main(["run", str(image), "--json", "--min-face-px", "500"]) == 0
+    face = json.loads(capsys.readouterr().out)["faces"][0]
+    assert face["label"] == "uncertain" and face["uncertain_reasons"] == ["face_px"]
+    assert main(["run", str(image), "--json", "--min-face-px", "500", "--no-abstain"]) == 0
+    assert json.loads(capsys.readouterr().out)["faces"][0]["label"] == "happy"
+    assert main(["run", str(image), "--min-confidence", "2"]) == 1  # a typed error, before the model loads

@@ -1,7 +1,8 @@
 """``fer-edge run PATH|CAMERA``: expressions in images, folders, videos or a camera.
 
 Writes annotated copies (``--save``) and/or one JSON line per image or frame (``--json``, schema
-``fer_edge.result/1``); otherwise prints one line per image. Progress goes to stderr.
+``fer_edge.result/2``); otherwise prints one line per image. Faces the model cannot read (the
+``--min-*``/``--max-*`` thresholds, measured defaults) are answered "uncertain". Progress goes to stderr.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import itertools
 import os
 import sys
 from collections.abc import Iterator
+from dataclasses import fields
 from pathlib import Path
 
 import cv2
@@ -20,6 +22,7 @@ import numpy as np
 from fer_edge.errors import ImageReadError, InvalidInputError
 from fer_edge.fileio import atomic_write
 from fer_edge.recognizer import FrameResult, Recognizer
+from fer_edge.recognizer.abstain import Abstention
 from fer_edge.recognizer.draw import annotate
 from fer_edge.recognizer.sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES, is_stream_url, read_image, stream_source
 from fer_edge.recognizer.tracking import POLICIES, DetectionPolicy
@@ -50,6 +53,25 @@ def policy_of(args: argparse.Namespace) -> DetectionPolicy:
     return DetectionPolicy(args.detect_policy, args.detect_every, args.margin)
 
 
+def add_abstain_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--no-abstain`` and the "uncertain" thresholds (defaults: :class:`Abstention`'s measured ones)."""
+    parser.add_argument("--no-abstain", action="store_true", help="always answer an expression, never 'uncertain'")
+    helps = {"min_face_px": "shorter face box side, pixels", "min_sharpness": "variance of the Laplacian of the aligned "
+             "64 px crop", "max_yaw": "absolute yaw, degrees", "max_pitch": "absolute pitch, degrees",
+             "min_score": "detector score", "min_confidence": "top probability"}
+    for f in fields(Abstention):
+        parser.add_argument(f"--{f.name.replace('_', '-')}", type=float, default=f.default, metavar="X",
+                            help=f"'uncertain' below/above this {helps[f.name]} (default %(default)s)")
+
+
+def abstain_of(args: argparse.Namespace) -> Abstention | bool:
+    """What the abstention arguments ask for; ``True`` (the Recognizer's measured defaults) when none is changed."""
+    if args.no_abstain:
+        return False
+    chosen = Abstention(**{f.name: getattr(args, f.name) for f in fields(Abstention)})
+    return True if chosen == Abstention() else chosen
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", help="image, folder of images, video file, stream URL, or camera index (e.g. 0)")
     add_model_arguments(parser)
@@ -57,11 +79,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--save", type=Path, help="annotated output: a folder for images, a video file for video")
     parser.add_argument("--max-frames", type=int, default=None, help="stop a video/camera after N frames")
     add_policy_arguments(parser)
+    add_abstain_arguments(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def _summary(name: str, result: FrameResult) -> str:
-    faces = ", ".join(f"{f.label} ({f.probabilities[f.label]:.2f})" for f in result.faces) or "no face"
+    faces = ", ".join(f"{f.output_label} ({f.probabilities[f.label]:.2f})" for f in result.faces) or "no face"
     return f"{name}: {faces}"
 
 
@@ -149,9 +172,10 @@ def _run_stream(rec: Recognizer, source: int | str | Path, args: argparse.Namesp
 
 def run(args: argparse.Namespace) -> int:
     policy_of(args)  # bad options fail before the model loads
+    abstain = abstain_of(args)
     source = Path(args.source)
     if is_stream_url(args.source) or (args.source.isdigit() and not source.exists()):
-        return _run_stream(Recognizer(args.model, args.backend, args.device), stream_source(args.source), args)
+        return _run_stream(Recognizer(args.model, args.backend, args.device, abstain=abstain), stream_source(args.source), args)
     if not source.exists():
         raise ImageReadError(f"{source} does not exist (give an image, a folder, a video or a camera index)")
     if source.is_dir():
@@ -160,10 +184,10 @@ def run(args: argparse.Namespace) -> int:
             raise ImageReadError(f"{source} contains no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
         if args.save:
             args.save.mkdir(parents=True, exist_ok=True)
-        return _run_images(Recognizer(args.model, args.backend, args.device), files, args, folder=True)
+        return _run_images(Recognizer(args.model, args.backend, args.device, abstain=abstain), files, args, folder=True)
     if source.suffix.lower() in VIDEO_SUFFIXES:
-        return _run_stream(Recognizer(args.model, args.backend, args.device), source, args)
+        return _run_stream(Recognizer(args.model, args.backend, args.device, abstain=abstain), source, args)
     if source.suffix.lower() in IMAGE_SUFFIXES:
-        return _run_images(Recognizer(args.model, args.backend, args.device), [source], args, folder=False)
+        return _run_images(Recognizer(args.model, args.backend, args.device, abstain=abstain), [source], args, folder=False)
     raise InvalidInputError(f"{source.name}: unknown file type; images: {sorted(IMAGE_SUFFIXES)}, "
                        f"videos: {sorted(VIDEO_SUFFIXES)}")
