@@ -119,13 +119,14 @@ def _staged(recognizer: Recognizer, frame: np.ndarray, samples: dict[str, list[f
     image, faces = recognizer.detect(frame)
     marks.append(time.perf_counter())
     crops = [recognizer._crop(image, face) for face in faces]
+    quality = [recognizer._quality(image, face) for face in faces]  # as Stream does, in the align stage
     marks.append(time.perf_counter())
     if crops:
         batch = preprocess(crops, recognizer.spec)
         marks.append(time.perf_counter())
         logits = recognizer.engine.infer(batch)
         marks.append(time.perf_counter())
-        results = [recognizer._result(face, p) for face, p in zip(faces, softmax(logits))]
+        results = [recognizer._result(face, p, quality=q) for face, p, q in zip(faces, softmax(logits), quality)]
         marks.append(time.perf_counter())
     else:  # no face: nothing to classify
         results = []
