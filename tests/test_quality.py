@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -18,6 +19,7 @@ from fer_edge.recognizer import RESULT_SCHEMA, FrameResult
 from fer_edge.recognizer.abstain import UNCERTAIN, Abstention
 from fer_edge.recognizer.tracking import IoUTracker, Smoothing
 from fer_edge.vision.align import template
+from fer_edge.vision.detector import Detection
 from fer_edge.vision.quality import head_pose, sharpness
 
 
@@ -49,6 +51,21 @@ def test_quality_fields_are_measured_on_a_real_face(package, astronaut: np.ndarr
     assert crop is not None and crop.yaw is None and crop.pitch is None and crop.face_px == 120
 
 
+class BoxOnly:
+    """A detector that gives a box and no landmarks (as many third-party ones do)."""
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        return [Detection((170.0, 60.0, 120.0, 120.0), np.full((5, 2), np.nan), 0.9)]
+
+
+def test_box_only_faces_are_measured_on_the_face_not_the_frame(package, astronaut: np.ndarray) -> None:  # type: ignore[no-untyped-def]
+    frame = astronaut.copy()
+    frame[60:180, 170:290] = blurred(astronaut[60:180, 170:290], 4.0)  # a sharp frame, a blurred face
+    q = Recognizer(package.sidecar_path, detector=BoxOnly(), abstain=False)(frame)[0].quality
+    assert q is not None and q.yaw is None and q.face_px == 120 and q.score == pytest.approx(0.9)
+    assert q.sharpness < 0.1 * sharpness(astronaut[60:180, 170:290]) and q.sharpness < 0.1 * sharpness(frame)
+
+
 def rotated(points: np.ndarray, yaw: float, pitch: float, roll: float) -> np.ndarray:
     """Weak-perspective projection of the generic head behind head_pose, rotated (degrees)."""
     t = template("fer2013")
@@ -74,7 +91,8 @@ def test_sharpness_is_size_independent_and_falls_with_blur(astronaut: np.ndarray
     assert sharpness(cv2.resize(face, (64, 64), interpolation=cv2.INTER_AREA)) == pytest.approx(sharpness(face), rel=0.01)
 
 
-def test_thresholds_make_faces_uncertain_and_are_validated(package, astronaut: np.ndarray) -> None:  # type: ignore[no-untyped-def]
+def test_thresholds_make_faces_uncertain_and_are_validated(package, astronaut: np.ndarray,  # type: ignore[no-untyped-def]
+                                                            tmp_path: Path) -> None:
     sharp = Recognizer(package.sidecar_path, abstain=False)(astronaut)[0].quality
     assert sharp is not None
     strict = Recognizer(package.sidecar_path, abstain=Abstention(min_sharpness=sharp.sharpness / 2,
@@ -87,8 +105,9 @@ def test_thresholds_make_faces_uncertain_and_are_validated(package, astronaut: n
     assert big.reasons == ("face_px", "confidence")
     untrained = Recognizer(package.sidecar_path)  # abstain=True: an untrained softmax is no confidence
     assert untrained.abstain == Abstention(min_confidence=0.0) and not untrained(astronaut)[0].uncertain
-    trained = Recognizer("default")
-    assert trained.abstain == Abstention() and trained(astronaut)[0].output_label == "happy"
+    measured = make_package(tmp_path, metrics={"ferplus/val": 0.9})  # the same network, "trained"
+    assert Recognizer(measured.sidecar_path).abstain == Abstention()
+    assert Recognizer("default", abstain=Abstention())(astronaut)[0].output_label == "happy"  # the shipped default
     for bad in ({"min_sharpness": -1}, {"min_confidence": 1.5}, {"max_yaw": float("nan")}, {"min_score": True}):
         with pytest.raises(InvalidInputError):
             Abstention(**bad)

@@ -139,8 +139,8 @@ class Recognizer:
         return crop_face(image, face.box, face.landmarks, self.spec.size, self.spec.alignment)
 
     def _quality(self, image: np.ndarray, face: Detection) -> FaceQuality:
-        """Measured on the frame (aligned at the quality size), or on ``image`` itself for a crop without landmarks."""
-        return measure_quality(image, face.box, face.landmarks, face.score, self.spec.alignment, crop=image)
+        """Size, sharpness, pose and score of one face (see :func:`measure_quality`)."""
+        return measure_quality(image, face.box, face.landmarks, face.score, self.spec.alignment)
 
     def _doubts(self, quality: FaceQuality, probs: np.ndarray) -> tuple[str, ...]:
         """The abstention thresholds this face fails (none when abstention is off)."""

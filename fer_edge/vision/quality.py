@@ -15,7 +15,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from fer_edge.vision.align import align_face, template
+from fer_edge.vision.align import crop_face, template
 
 # Sharpness is measured on a crop of this fixed size, so its threshold does not depend on the
 # input size of whichever model runs (a 48 px and a 112 px model see the same number).
@@ -94,17 +94,16 @@ def head_pose(landmarks: np.ndarray, alignment: str = "fer2013") -> tuple[float,
 
 
 def measure_quality(image: np.ndarray, box: tuple[float, float, float, float], landmarks: np.ndarray | None,
-                    score: float, alignment: str = "fer2013", crop: np.ndarray | None = None) -> FaceQuality:
+                    score: float, alignment: str = "fer2013") -> FaceQuality:
     """The quality of one detected face in BGR ``image``.
 
-    With ``landmarks`` (five finite points) the face is aligned to ``alignment`` at
-    :data:`QUALITY_SIZE` for sharpness and its pose is estimated; without them (a detector that
-    gives only boxes, or crops given directly) ``crop`` is measured as it is and pose is ``None``.
+    Sharpness is measured on the face cropped as the model's crop is (aligned to ``alignment`` on
+    its landmarks, or cut from its box when there are none), at :data:`QUALITY_SIZE`. Pose needs
+    five finite landmarks; without them (a detector that gives only boxes, crops given directly)
+    it is ``None``.
     """
-    has_points = landmarks is not None and np.isfinite(landmarks).all()
-    if has_points:
-        assert landmarks is not None
-        measured = align_face(image, landmarks, (QUALITY_SIZE, QUALITY_SIZE), alignment)
-        yaw, pitch = head_pose(landmarks, alignment)
-        return FaceQuality(float(min(box[2], box[3])), sharpness(measured), yaw, pitch, float(score))
-    return FaceQuality(float(min(box[2], box[3])), sharpness(image if crop is None else crop), None, None, float(score))
+    measured = crop_face(image, box, landmarks, (QUALITY_SIZE, QUALITY_SIZE), alignment)
+    pose: tuple[float | None, float | None] = (None, None)
+    if landmarks is not None and np.isfinite(landmarks).all():
+        pose = head_pose(landmarks, alignment)
+    return FaceQuality(float(min(box[2], box[3])), sharpness(measured), pose[0], pose[1], float(score))
