@@ -33,6 +33,8 @@ import cv2
 import numpy as np
 
 from fer_edge import Recognizer
+from fer_edge.fileio import atomic_write
+from fer_edge.recognizer.sources import read_image
 from fer_edge.training.evaluate import OCCLUSION_REGIONS
 from fer_edge.training.readers import read_ferplus
 
@@ -40,9 +42,9 @@ CONDITIONS = ("clean", "low-res", "small", "blur", "rotation", "occlusion")
 UPSCALE, PAD = 4, 0.5
 CLEAN_KEPT = 0.92  # on the selection half, so the held-out half keeps >= 90 %
 SMALL_FRAME = 160  # YuNet finds no face in a frame only twice the face's size
-GRID = {
+GRID: dict[str, tuple[float, ...]] = {
     "min_face_px": (0.0, 20.0, 24.0, 28.0, 32.0, 40.0),
-    "min_sharpness": None,  # clean-face sharpness percentiles, filled in at run time
+    "min_sharpness": (),  # clean-face sharpness percentiles, filled in at run time
     "max_yaw": (180.0, 60.0, 45.0, 35.0, 25.0),
     "max_pitch": (180.0, 60.0, 45.0, 35.0, 25.0),
     "min_score": (0.0, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9),  # YuNet already drops faces under 0.6
@@ -88,15 +90,14 @@ def frame_for(crop: np.ndarray, condition: str, rng: np.random.Generator) -> np.
     return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
 
 
-def measure(data: Path, n: int, seed: int) -> dict[str, np.ndarray]:
+def measure(rec: Recognizer, data: Path, n: int, seed: int) -> dict[str, np.ndarray]:
     """Per (face, condition): detected, quality fields, top probability, correct."""
     records = read_ferplus(data, 7)
     rng = np.random.default_rng(seed)
     pick = np.sort(rng.choice(len(records), size=min(n, len(records)), replace=False))
-    rec = Recognizer("default", min_face=8, abstain=False)
-    rows = []
+    rows: list[tuple[float, ...]] = []
     for k, i in enumerate(pick):
-        crop = cv2.imread(str(records.items[i]), cv2.IMREAD_GRAYSCALE)
+        crop = cv2.cvtColor(read_image(str(records.items[i])), cv2.COLOR_BGR2GRAY)
         for c, condition in enumerate(CONDITIONS):
             faces = rec(frame_for(crop, condition, rng))
             if not faces:
@@ -169,10 +170,8 @@ def plot(m: dict[str, np.ndarray], split: np.ndarray, t: dict[str, float], out: 
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.stem}.part.png")
-    fig.savefig(tmp, dpi=110)
-    tmp.replace(out)
+    with atomic_write(out) as handle:
+        fig.savefig(handle, format="png", dpi=110)
 
 
 def main() -> None:
@@ -185,14 +184,18 @@ def main() -> None:
                         help="per-face measurements (reused when present with the same -n and seed)")
     args = parser.parse_args()
     start = time.perf_counter()
-    key = f"{args.n}-{args.seed}-{args.data.resolve()}-{','.join(CONDITIONS)}"
-    if args.cache.exists() and str(np.load(args.cache)["key"]) == key:
-        m = {k: v for k, v in np.load(args.cache).items() if k != "key"}
+    rec = Recognizer("default", min_face=8, abstain=False)
+    package = rec.choice.package.sidecar
+    key = f"{args.n}-{args.seed}-{args.data.resolve()}-{','.join(CONDITIONS)}-{package.sha256}"
+    cached = np.load(args.cache) if args.cache.exists() else None
+    if cached is not None and str(cached["key"]) == key:
+        m = dict(zip(map(str, cached["names"]), cached["table"]))
     else:
-        m = measure(args.data, args.n, args.seed)
-        args.cache.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(args.cache, key=key, **m)
-    print(f"measured {int(m['face'].max()) + 1} faces x {len(CONDITIONS)} conditions in "
+        m = measure(rec, args.data, args.n, args.seed)
+        with atomic_write(args.cache) as handle:
+            np.savez(handle, key=np.asarray(key), names=np.asarray(list(m)), table=np.stack(list(m.values())))
+    print(f"{rec.choice.package.model_path.name} (sha256 {package.sha256[:12]}, {rec.choice.backend}): "
+          f"{int(m['face'].max()) + 1} faces x {len(CONDITIONS)} conditions measured in "
           f"{time.perf_counter() - start:.0f} s")
     select, held_out = m["face"] % 2 == 0, m["face"] % 2 == 1
     t = choose(m, select)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -24,6 +25,7 @@ from fer_edge.explain import explain, heat_fraction
 from fer_edge.explain.render import TILE, overlay, write_png
 from fer_edge.fileio import write_json_atomic
 from fer_edge.models import cam_layer, create_model, list_pretrained
+from fer_edge.recognizer.sources import read_image
 from fer_edge.training.readers import read_ferplus
 from fer_edge.vision.align import template_regions
 
@@ -55,12 +57,12 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     records = read_ferplus(args.data, 7)
     count = len(records) if args.n <= 0 else min(args.n, len(records))
-    crops = [cv2.imread(str(records.items[i]), cv2.IMREAD_GRAYSCALE) for i in range(count)]
+    crops = [cv2.cvtColor(read_image(str(records.items[i])), cv2.COLOR_BGR2GRAY) for i in range(count)]
     labels = records.labels[:count]
     mean_face = np.mean(crops, axis=0).round().astype(np.uint8)
     regions = template_regions(mean_face.shape)
     both = regions["eyes"] | regions["mouth"]
-    numbers: dict[str, object] = {"faces": count, "data": str(args.data), "uniform": {
+    numbers: dict[str, Any] = {"faces": count, "data": str(args.data), "uniform": {
         "eyes_mouth": float(both.mean()), "eyes": float(regions["eyes"].mean()), "mouth": float(regions["mouth"].mean())}}
     for model_id, _variant in list_pretrained():
         start = time.perf_counter()
