@@ -186,7 +186,7 @@ def main() -> None:
     start = time.perf_counter()
     rec = Recognizer("default", min_face=8, abstain=False)
     package = rec.choice.package.sidecar
-    key = f"{args.n}-{args.seed}-{args.data.resolve()}-{','.join(CONDITIONS)}-{package.sha256}"
+    key = f"{args.n}-{args.seed}-{args.data.resolve()}-{','.join(CONDITIONS)}-{package.sha256}-{package.temperature}"
     cached = np.load(args.cache) if args.cache.exists() else None
     if cached is not None and str(cached["key"]) == key:
         m = dict(zip(map(str, cached["names"]), cached["table"]))
@@ -194,7 +194,8 @@ def main() -> None:
         m = measure(rec, args.data, args.n, args.seed)
         with atomic_write(args.cache) as handle:
             np.savez(handle, key=np.asarray(key), names=np.asarray(list(m)), table=np.stack(list(m.values())))
-    print(f"{rec.choice.package.model_path.name} (sha256 {package.sha256[:12]}, {rec.choice.backend}): "
+    print(f"{rec.choice.package.model_path.name} (sha256 {package.sha256[:12]}, temperature {package.temperature}, "
+          f"{rec.choice.backend}): "
           f"{int(m['face'].max()) + 1} faces x {len(CONDITIONS)} conditions measured in "
           f"{time.perf_counter() - start:.0f} s")
     select, held_out = m["face"] % 2 == 0, m["face"] % 2 == 1
