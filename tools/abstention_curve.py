@@ -2,10 +2,10 @@
 
 Each face (a subset of FER+ valid, strict-majority labels, 7 classes) is put in a frame the way
 tools/measure_fer2013_template.py does (48 px crop upscaled x4 with a 50 % replicated border)
-under six conditions: clean; low-res (downscaled to 16-24 px, then shown at the usual size: YuNet
-finds none of these faces when they really are 16-24 px wide in a frame, 0/40 at its 0.6 score
-threshold, so at that size the detector already gives no answer); small (really 32-40 px wide in a
-160 px frame, the smallest YuNet finds); blur (Gaussian, sigma 1.5-3 crop pixels); rotation (20-40 degrees either way, in the image plane);
+under seven conditions: clean; tiny (really 16-24 px wide in a 160 px frame: YuNet finds almost
+none, so at that size the detector already gives no answer); low-res (downscaled to 16-24 px, then
+shown at the usual size); small (32-40 px wide in a 160 px frame, about the smallest YuNet finds);
+blur (Gaussian, sigma 1.5-3 crop pixels); rotation (20-40 degrees either way, in the image plane);
 occlusion (a flat patch of random gray over 90 % of each side of the eyes or the mouth region of
 fer_edge.training.evaluate, like a hand or a mask; a noise patch would read as very sharp). Each
 frame runs through the real Recognizer (YuNet, alignment, the default INT8 ONNX package on CPU,
@@ -38,7 +38,8 @@ from fer_edge.recognizer.sources import read_image
 from fer_edge.training.evaluate import OCCLUSION_REGIONS
 from fer_edge.training.readers import read_ferplus
 
-CONDITIONS = ("clean", "low-res", "small", "blur", "rotation", "occlusion")
+CONDITIONS = ("clean", "tiny", "low-res", "small", "blur", "rotation", "occlusion")
+SIDES = {"tiny": (16, 24), "low-res": (16, 24), "small": (32, 40)}  # face width in pixels, inclusive
 UPSCALE, PAD = 4, 0.5
 CLEAN_KEPT = 0.92  # on the selection half, so the held-out half keeps >= 90 %
 SMALL_FRAME = 160  # YuNet finds no face in a frame only twice the face's size
@@ -66,8 +67,8 @@ def cover(crop: np.ndarray, region: str, rng: np.random.Generator, coverage: flo
 
 def frame_for(crop: np.ndarray, condition: str, rng: np.random.Generator) -> np.ndarray:
     """A BGR frame holding one degraded FER+ face."""
-    if condition == "small":
-        side = int(rng.integers(32, 41))
+    if condition in ("tiny", "small"):
+        side = int(rng.integers(SIDES[condition][0], SIDES[condition][1] + 1))
         face = cv2.resize(crop, (side, side), interpolation=cv2.INTER_AREA)
         before = (SMALL_FRAME - side) // 2
         frame = cv2.copyMakeBorder(face, before, SMALL_FRAME - side - before, before, SMALL_FRAME - side - before,
@@ -75,7 +76,7 @@ def frame_for(crop: np.ndarray, condition: str, rng: np.random.Generator) -> np.
         return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
     face = cover(crop, str(rng.choice(["eyes", "mouth"])), rng) if condition == "occlusion" else crop
     if condition == "low-res":
-        side = int(rng.integers(16, 25))
+        side = int(rng.integers(SIDES[condition][0], SIDES[condition][1] + 1))
         face = cv2.resize(crop, (side, side), interpolation=cv2.INTER_AREA)
     face = cv2.resize(face, (48 * UPSCALE, 48 * UPSCALE), interpolation=cv2.INTER_CUBIC)
     if condition == "blur":
@@ -202,14 +203,15 @@ def main() -> None:
     t = choose(m, select)
     print("chosen thresholds:", {k: round(v, 3) for k, v in t.items()})
     off = {k: (180.0 if k.startswith("max") else 0.0) for k in t}
-    print("\n| condition | faces | detected | accuracy, all detected | answered (defaults) | accuracy on answered |")
+    print("\n| condition | faces | detected | accuracy, all detected | answered of detected | accuracy on answered |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for c, condition in enumerate([*CONDITIONS, "all degraded"]):
         mask = held_out & ((m["condition"] > 0) if c == len(CONDITIONS) else (m["condition"] == c))
         _, acc_all, _ = summary(m, answered(m, off), mask)
         share, acc, _ = summary(m, answered(m, t), mask)
         faces, det = int(mask.sum()), int((mask & (m["detected"] > 0)).sum())
-        print(f"| {condition} | {faces} | {det / faces:.1%} | {acc_all:.1%} | {share:.1%} | {acc:.1%} |")
+        cells = [f"{v:.1%}" if v == v else "-" for v in (det / faces, acc_all, share, acc)]  # nan: nobody answered
+        print(f"| {condition} | {faces} | " + " | ".join(cells) + " |")
     plot(m, held_out, t, args.out)
     print(f"\nwrote {args.out}")
 
