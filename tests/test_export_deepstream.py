@@ -162,8 +162,6 @@ def test_the_package_temperature_is_applied_before_the_softmax(tmp_path: Path, f
     """nvinfer reads probabilities: they must be the calibrated ones every other backend gives."""
     import shutil
 
-    from fer_edge.training.temperature import softmax as calibrated_softmax
-
     shipped = load_package(SHIPPED_MODELS_DIR / "fer_default.json")
     shutil.copy(shipped.model_path, tmp_path / shipped.model_path.name)
     shipped.sidecar.temperature = 2.5
@@ -171,5 +169,5 @@ def test_the_package_temperature_is_applied_before_the_softmax(tmp_path: Path, f
     props = read_config(export_deepstream(str(package.sidecar_path), tmp_path / "ds"))
     logits = run_onnx(package.model_path, preprocess(face_bgr, package.sidecar.input))
     got = run_onnx(tmp_path / "ds" / props["onnx-file"], nvinfer_input(props, face_bgr))
-    np.testing.assert_allclose(got, calibrated_softmax(logits, 2.5), atol=1e-5)
+    np.testing.assert_allclose(got, softmax(logits, 2.5), atol=1e-5)
     assert not np.allclose(got, softmax(logits), atol=1e-3)

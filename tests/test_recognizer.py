@@ -265,3 +265,26 @@ print(found, (process.memory_info().rss - baseline) / 2**20, len(stream.tracker.
     assert int(found) > 0.9 * frames_total
     assert float(growth) < 5, f"RSS grew {float(growth):.1f} MiB over {frames_total * 9 // 10} frames"
     assert int(tracks) <= 2
+
+
+def test_the_sidecar_temperature_calibrates_every_probability(package, astronaut: np.ndarray,  # type: ignore[no-untyped-def]
+                                                              tmp_path: Path) -> None:
+    """Engines return logits; the Recognizer's softmax divides them by the package's temperature,
+    in single frames and in streams alike, without changing the label."""
+    import shutil
+
+    from fer_edge.package import load_package, write_package
+    from fer_edge.recognizer.recognizer import softmax
+
+    sidecar = load_package(package.sidecar_path).sidecar
+    shutil.copy(package.model_path, tmp_path / package.model_path.name)
+    sidecar.temperature = 0.5
+    hot = Recognizer(write_package(tmp_path / package.model_path.name, sidecar).sidecar_path)
+    cold = Recognizer(package.sidecar_path)
+    assert hot.info()["temperature"] == 0.5 and cold.info()["temperature"] == 1.0
+    face_hot, face_cold = hot(astronaut)[0], cold(astronaut)[0]
+    logits = np.log(np.array([list(face_cold.probabilities.values())]))  # T=1 probabilities, up to a constant
+    np.testing.assert_allclose(list(face_hot.probabilities.values()), softmax(logits, 0.5)[0], atol=1e-6)
+    assert face_hot.label == face_cold.label and max(face_hot.probabilities.values()) > max(face_cold.probabilities.values())
+    streamed = next(iter(hot.stream([astronaut], fps=30))).faces[0]
+    np.testing.assert_allclose(list(streamed.probabilities.values()), list(face_hot.probabilities.values()), atol=1e-6)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from fer_edge.errors import InvalidInputError
-from fer_edge.training.temperature import expected_calibration_error, fit_temperature, nll, softmax
+from fer_edge.recognizer.recognizer import softmax
+from fer_edge.training.temperature import expected_calibration_error, fit_temperature, nll
 
 
 def _calibrated_sample(n: int = 20000, classes: int = 7, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -126,7 +126,7 @@ def _staged(recognizer: Recognizer, frame: np.ndarray, samples: dict[str, list[f
         marks.append(time.perf_counter())
         logits = recognizer.engine.infer(batch)
         marks.append(time.perf_counter())
-        results = [recognizer._result(face, p, quality=q) for face, p, q in zip(faces, softmax(logits), quality)]
+        results = [recognizer._result(face, p, quality=q) for face, p, q in zip(faces, softmax(logits, recognizer.temperature), quality)]
         marks.append(time.perf_counter())
     else:  # no face: nothing to classify
         results = []

@@ -30,9 +30,11 @@ from fer_edge.vision.preprocess import preprocess
 from fer_edge.vision.quality import FaceQuality, measure_quality
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits.astype(np.float64) - logits.max(axis=1, keepdims=True)
-    exp = np.exp(shifted)
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Row-wise ``softmax(logits / temperature)`` in float64: the package's calibrated probabilities
+    when ``temperature`` is its sidecar's (the same for every backend, since engines return logits)."""
+    shifted = logits.astype(np.float64) / temperature
+    exp = np.exp(shifted - shifted.max(axis=1, keepdims=True))
     return np.asarray(exp / exp.sum(axis=1, keepdims=True))
 
 
@@ -69,6 +71,7 @@ class Recognizer:
             self.abstain = Abstention(min_confidence=0.0)
         self.spec = self.engine.input_spec
         self.classes = self.engine.classes
+        self.temperature = self.choice.package.sidecar.temperature
         self.min_face, self.max_faces = min_face, max_faces
         self.detector: FaceDetector = detector or YuNetDetector(min_face=min_face, max_faces=max_faces)
 
@@ -78,7 +81,8 @@ class Recognizer:
         return {"fer_edge": __version__, "model_id": sidecar.model_id, "package": str(self.choice.package.sidecar_path),
                 "backend": self.choice.backend, "device": self.choice.device, "reason": self.choice.reason,
                 "engine": self.engine.describe(), "classes": list(self.classes), "input": sidecar.to_dict()["input"],
-                "trained": bool(sidecar.metrics), "detector": type(self.detector).__name__}
+                "trained": bool(sidecar.metrics), "temperature": sidecar.temperature,
+                "detector": type(self.detector).__name__}
 
     def __call__(self, frame: np.ndarray, rgb: bool = False) -> list[FaceResult]:
         """Faces in one frame (an empty list when there are none)."""
@@ -149,7 +153,7 @@ class Recognizer:
     def _classify(self, crops: list[np.ndarray]) -> np.ndarray:
         if not crops:
             return np.zeros((0, len(self.classes)))
-        return softmax(self.engine.infer(preprocess(crops, self.spec)))
+        return softmax(self.engine.infer(preprocess(crops, self.spec)), self.temperature)
 
     def _result(self, face: Detection, probs: np.ndarray, track_id: int | None = None,
                 smoothed: np.ndarray | None = None, quality: FaceQuality | None = None,
@@ -214,7 +218,8 @@ class Stream:
         marks.append(time.perf_counter())
         batch = preprocess(crops, rec.spec) if crops else None
         marks.append(time.perf_counter())
-        probs = softmax(rec.engine.infer(batch)) if batch is not None else np.zeros((0, len(rec.classes)))
+        probs = softmax(rec.engine.infer(batch), rec.temperature) if batch is not None else \
+            np.zeros((0, len(rec.classes)))
         marks.append(time.perf_counter())
         doubts = [rec._doubts(q, p) for q, p in zip(quality, probs)]
         tracked = self.tracker.update([f.box for f in faces], probs, stamp, track_ids, [bool(d) for d in doubts])

@@ -20,11 +20,12 @@ import numpy as np
 
 from fer_edge.errors import DatasetError
 from fer_edge.fileio import atomic_path, write_json_atomic
+from fer_edge.recognizer.recognizer import softmax
 from fer_edge.training.datasets import holdout_indices
 from fer_edge.training.images import decode_records
 from fer_edge.training.metrics import classification_report
 from fer_edge.training.readers import read_dataset
-from fer_edge.training.temperature import calibration_gap, fit_temperature, softmax
+from fer_edge.training.temperature import calibration_gap, fit_temperature
 from fer_edge.vision.preprocess import preprocess
 
 # occluded regions of an aligned crop, as (top, bottom, left, right) fractions (FER2013-style framing)
@@ -109,6 +110,8 @@ def evaluate(model: str | os.PathLike[str], data: str | os.PathLike[str], split:
     confidence = softmax(logits, temperature).max(axis=1)
     report["temperature"] = temperature
     report["ece"] = calibration_gap(confidence, predicted == records.labels)
+    if temperature != 1.0:
+        report["ece_uncalibrated"] = calibration_gap(softmax(logits).max(axis=1), predicted == records.labels)
     if fit:
         if tuple(classes) != model_classes:
             raise DatasetError(f"a temperature is fitted on labels over the model's own classes {model_classes}, "
@@ -195,12 +198,16 @@ def format_report(report: dict[str, Any]) -> str:
 
 
 RECORDED_KEYS = ("accuracy", "macro_precision", "macro_recall", "macro_f1", "per_class_accuracy", "num_images",
-                 "occlusion", "agreement", "ece", "temperature", "temperature_fit")
+                 "occlusion", "agreement", "ece", "ece_uncalibrated", "temperature", "temperature_fit")
 
 
 def record_in_sidecar(report: dict[str, Any]) -> Path:
     """Store the report's headline numbers in the evaluated package's sidecar, under
-    ``metrics["<protocol>/<split>"]``, so a shipped package carries the accuracy measured on it."""
+    ``metrics["<protocol>/<split>"]``, so a shipped package carries the accuracy measured on it.
+
+    The entry is updated, not replaced: numbers this run did not measure (occlusion, agreement)
+    stay from the run that did. A rebuilt package starts with a fresh sidecar, so none go stale.
+    A fitted temperature becomes the package's own."""
     from fer_edge.errors import PackageError
     from fer_edge.package import load_package, write_package
 
@@ -208,8 +215,8 @@ def record_in_sidecar(report: dict[str, Any]) -> Path:
         raise PackageError("--record stores metrics in a package's sidecar; a bare .pt checkpoint has none "
                            "(package it first)")
     package = load_package(report["package"])
-    package.sidecar.metrics[f"{report['protocol']}/{report['split']}"] = {
-        k: report[k] for k in RECORDED_KEYS if k in report}
+    entry = package.sidecar.metrics.setdefault(f"{report['protocol']}/{report['split']}", {})
+    entry.update({k: report[k] for k in RECORDED_KEYS if k in report})  # keeps e.g. occlusion from an earlier run
     if "temperature_fit" in report:
         package.sidecar.temperature = report["temperature_fit"]["temperature"]
     return write_package(package.model_path, package.sidecar).sidecar_path

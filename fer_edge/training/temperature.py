@@ -21,11 +21,6 @@ def _log_softmax(logits: np.ndarray) -> np.ndarray:
     return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
 
 
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    """Row-wise softmax of ``logits / temperature`` (float64)."""
-    return np.exp(_log_softmax(np.asarray(logits, np.float64) / temperature))
-
-
 def _targets(targets: np.ndarray, num_classes: int) -> np.ndarray:
     """(N, C) target distributions from class indices or from (N, C) votes (rows normalised)."""
     targets = np.asarray(targets)
