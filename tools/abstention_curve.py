@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import math
 import time
 from pathlib import Path
 
@@ -210,7 +211,7 @@ def main() -> None:
         _, acc_all, _ = summary(m, answered(m, off), mask)
         share, acc, _ = summary(m, answered(m, t), mask)
         faces, det = int(mask.sum()), int((mask & (m["detected"] > 0)).sum())
-        cells = [f"{v:.1%}" if v == v else "-" for v in (det / faces, acc_all, share, acc)]  # nan: nobody answered
+        cells = ["-" if math.isnan(v) else f"{v:.1%}" for v in (det / faces, acc_all, share, acc)]  # nan: none answered
         print(f"| {condition} | {faces} | " + " | ".join(cells) + " |")
     plot(m, held_out, t, args.out)
     print(f"\nwrote {args.out}")
