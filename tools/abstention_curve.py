@@ -181,12 +181,14 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("../shared/data/ferplus/FER2013Valid"))
     parser.add_argument("-n", type=int, default=3000, help="faces drawn from FER+ valid (seeded; default: all of them)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--model", default="default", help="the package to measure ('default', a zoo id, a path): "
+                        "Abstention's defaults were measured on the default; another package's confidences differ")
     parser.add_argument("--out", type=Path, default=Path("docs/abstention_curve.png"))
     parser.add_argument("--cache", type=Path, default=Path("runs/abstention/measured.npz"),
                         help="per-face measurements (reused when present with the same -n and seed)")
     args = parser.parse_args()
     start = time.perf_counter()
-    rec = Recognizer("default", min_face=8, abstain=False)
+    rec = Recognizer(args.model, min_face=8, abstain=False)
     package = rec.choice.package.sidecar
     key = f"{args.n}-{args.seed}-{args.data.resolve()}-{','.join(CONDITIONS)}-{package.sha256}-{package.temperature}"
     cached = np.load(args.cache) if args.cache.exists() else None
