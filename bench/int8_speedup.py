@@ -1,6 +1,6 @@
 """INT8 vs FP32, side by side in one run: every shipped zoo model and the default at one batch.
 
-    python bench/int8_speedup.py [--batch 8] [--threads 2]    # ~2 min on 2 cores
+    python bench/int8_speedup.py [--batch 8] [--threads 2] [--latency-json FILE]   # ~2 min on 2 cores
 
 FP32 is each model's FP32 ONNX package (the default's shipped one; for a zoo id, its benchmark
 export, which has the same graph as `fer-edge build --model ID`); INT8 is the shipped
@@ -39,6 +39,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default="bench/results/int8_speedup.json")
+    parser.add_argument("--latency-json", help="also write {id: {fp32: ms, int8: ms}} (tools/zoo_card.py reads it)")
     args = parser.parse_args()
     rows = []
     for model_id in MODELS:
@@ -55,6 +56,9 @@ def main() -> None:
                      "int8_accuracy": _accuracy(int8.sidecar_path),
                      "float_op_groups": selection.get("float_op_groups")})
     write_json_atomic(Path(args.out), {"machine": machine_info(), "threads": args.threads, "rows": rows})
+    if args.latency_json:
+        write_json_atomic(Path(args.latency_json), {r["model"]: {"fp32": r["fp32_ms"], "int8": r["int8_ms"]}
+                                                    for r in rows})
     print("| model | FP32 ms | INT8 ms | INT8 speed-up | INT8 acc (FER+ valid) | kept FP32 |\n|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['model']} | {r['fp32_ms']} | {r['int8_ms']} | {r['speedup']}x | {r['int8_accuracy']} | "

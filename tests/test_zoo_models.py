@@ -107,9 +107,7 @@ def valid_faces(ferplus_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     return labelled_faces(ferplus_dir / "FER2013Valid", spec, 7)
 
 
-@pytest.mark.parametrize("model_id", [pytest.param(m, marks=pytest.mark.xfail(
-    reason="faer's INT8 package agrees with FP32 on 94.4 % of valid faces (< 97 %) and loses 0.9 pt: "
-           "known, open in the seed-models issue", strict=True)) if m == "faer" else m for m in ZOO])
+@pytest.mark.parametrize("model_id", ZOO)
 def test_accuracy_floor_and_int8_agreement_on_ferplus_valid(model_id: str, valid_faces) -> None:  # type: ignore[no-untyped-def]
     faces, labels = valid_faces
     fp32_path, int8_path = _packages(model_id)
