@@ -115,6 +115,20 @@ class Sidecar:
         data["input"]["size"] = list(self.input.size)
         return data
 
+    def class_prior(self) -> tuple[float, ...] | None:
+        """How often each class was the target in training (``training.class_prior``, recorded by
+        ``fer-edge train``), or None where the package does not say. Checked here, since a prior of
+        the wrong length or with a zero would shift every corrected probability silently."""
+        prior = self.training.get("class_prior")
+        if prior is None:
+            return None
+        if (not isinstance(prior, list) or len(prior) != len(self.classes)
+                or not all(isinstance(p, (int, float)) and math.isfinite(p) and p > 0 for p in prior)
+                or abs(sum(prior) - 1.0) > 1e-3):
+            raise PackageError(f"sidecar field training.class_prior must be {len(self.classes)} positive "
+                               f"frequencies summing to 1 (one per class {list(self.classes)}), got {prior!r}")
+        return tuple(float(p) for p in prior)
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Sidecar:
         if data.get("schema") != SCHEMA:

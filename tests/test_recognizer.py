@@ -288,3 +288,54 @@ def test_the_sidecar_temperature_calibrates_every_probability(package, astronaut
     assert face_hot.label == face_cold.label and max(face_hot.probabilities.values()) > max(face_cold.probabilities.values())
     streamed = next(iter(hot.stream([astronaut], fps=30))).faces[0]
     np.testing.assert_allclose(list(streamed.probabilities.values()), list(face_hot.probabilities.values()), atol=1e-6)
+
+
+def _with_training(package, folder: Path, training: dict) -> Path:  # type: ignore[no-untyped-def]
+    """A copy of ``package`` whose sidecar's training record is ``training``."""
+    import shutil
+
+    from fer_edge.package import load_package, write_package
+
+    sidecar = load_package(package.sidecar_path).sidecar
+    shutil.copy(package.model_path, folder / package.model_path.name)
+    sidecar.training = training
+    sidecar.temperature = 0.8
+    return write_package(folder / package.model_path.name, sidecar).sidecar_path
+
+
+def test_prior_correction_divides_the_training_prior_out(package, astronaut: np.ndarray,  # type: ignore[no-untyped-def]
+                                                         tmp_path: Path) -> None:
+    """With tau, every probability is the calibrated one divided by prior**tau, renormalised: the
+    log-ratio to the uncorrected probabilities plus tau*log(prior) is the same for every class."""
+    prior = np.array([0.33, 0.26, 0.15, 0.12, 0.04, 0.02, 0.08])
+    path = _with_training(package, tmp_path, {"class_prior": list(prior / prior.sum())})
+    plain, corrected = Recognizer(path), Recognizer(path, prior_correction=0.75)
+    assert corrected.info()["prior_correction"] == 0.75 and plain.info()["prior_correction"] == 0.0
+    p0 = np.array(list(plain(astronaut)[0].probabilities.values()))
+    p1 = np.array(list(corrected(astronaut)[0].probabilities.values()))
+    residual = np.log(p1 / p0) + 0.75 * np.log(prior / prior.sum())
+    np.testing.assert_allclose(residual, residual[0], atol=1e-6)
+    assert not np.allclose(p0, p1, atol=1e-3)
+    streamed = next(iter(corrected.stream([astronaut], fps=30))).faces[0]
+    np.testing.assert_allclose(list(streamed.probabilities.values()), p1, atol=1e-6)
+
+
+@pytest.mark.parametrize("training, error", [
+    ({}, "does not record"),
+    ({"class_prior": [0.5, 0.5]}, "7 positive frequencies"),
+    ({"class_prior": [0.4, 0.3, 0.3, 0.0, 0.0, 0.0, 0.0]}, "7 positive frequencies"),
+    ({"class_prior": [0.2] * 7}, "summing to 1")])
+def test_prior_correction_needs_a_valid_recorded_prior(package, tmp_path: Path, training: dict,  # type: ignore[no-untyped-def]
+                                                       error: str) -> None:
+    from fer_edge.errors import PackageError
+
+    path = _with_training(package, tmp_path, training)
+    Recognizer(path)  # without the correction, the prior is never read
+    with pytest.raises(PackageError, match=error):
+        Recognizer(path, prior_correction=0.5)
+
+
+@pytest.mark.parametrize("tau", [-0.1, 2.5, float("nan")])
+def test_prior_correction_out_of_range_is_refused(package, tau: float) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(InvalidInputError, match="prior_correction"):
+        Recognizer(package.sidecar_path, prior_correction=tau)

@@ -68,6 +68,20 @@ def test_training_beats_chance_on_held_apart_faces(trained: tuple[Path, Path]) -
     assert [row["epoch"] for row in log] == [1, 2]
 
 
+def test_the_checkpoint_records_the_prior_its_targets_had(trained: tuple[Path, Path]) -> None:
+    """Class-balanced sampling draws every class equally often, so the recorded prior is the mean,
+    over classes, of each class's mean vote distribution (not FER+'s neutral-heavy frequencies)."""
+    data, run = trained
+    prior = np.asarray(read_checkpoint(run / "best.pt")["training"]["class_prior"])
+    _, meta = load_checkpoint(run / "best.pt")
+    records = load_split(data, "train", meta["input_spec"], meta["num_classes"]).records
+    present = np.unique(records.labels)
+    expected = np.mean([records.soft[records.labels == c].mean(axis=0) for c in present], axis=0)
+    np.testing.assert_allclose(prior, np.maximum(expected, 1e-6), atol=1e-5)
+    frequency = records.soft.mean(axis=0)
+    assert prior.sum() == pytest.approx(1.0, abs=1e-5) and not np.allclose(prior, frequency, atol=0.02)
+
+
 def test_checkpoint_reloads_to_identical_outputs(trained: tuple[Path, Path]) -> None:
     _, run = trained
     raw = read_checkpoint(run / "last.pt")

@@ -21,7 +21,7 @@ import numpy as np
 from fer_edge.bench.engine import is_zoo_id
 from fer_edge.bench.stats import LatencyStats, check_counts, peak_rss_mb, time_calls
 from fer_edge.errors import ImageReadError, InvalidInputError
-from fer_edge.recognizer.recognizer import Recognizer, softmax
+from fer_edge.recognizer.recognizer import Recognizer
 from fer_edge.recognizer.sources import IMAGE_SUFFIXES, frames_from, read_image
 from fer_edge.vision.preprocess import preprocess
 
@@ -126,7 +126,7 @@ def _staged(recognizer: Recognizer, frame: np.ndarray, samples: dict[str, list[f
         marks.append(time.perf_counter())
         logits = recognizer.engine.infer(batch)
         marks.append(time.perf_counter())
-        results = [recognizer._result(face, p, quality=q) for face, p, q in zip(faces, softmax(logits, recognizer.temperature), quality)]
+        results = [recognizer._result(face, p, quality=q) for face, p, q in zip(faces, recognizer.probabilities(logits), quality)]
         marks.append(time.perf_counter())
     else:  # no face: nothing to classify
         results = []

@@ -17,6 +17,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fit-temperature", action="store_true",
                         help="fit a softmax temperature on these faces (held-out ones only; with --record it "
                              "goes into the sidecar and every backend applies it)")
+    parser.add_argument("--prior-correction", type=float, default=0.0, metavar="TAU",
+                        help="score as Recognizer(prior_correction=TAU) answers: the training class prior "
+                             "divided out to the power TAU (0 = off)")
     parser.add_argument("--backend", default="auto", choices=["auto", "tensorrt", "onnxruntime", "torch"])
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "int8"],
                         help="which package of a model id to evaluate")
@@ -38,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
 
     report = evaluate(args.model, args.data, split=args.split, occlusion=args.occlusion, backend=args.backend,
                       precision=args.precision, limit=args.limit, protocol=args.protocol, agree_with=args.agree_with,
-                      seed=args.seed, holdout=args.holdout_fraction, fit=args.fit_temperature)
+                      seed=args.seed, holdout=args.holdout_fraction, fit=args.fit_temperature,
+                      prior_correction=args.prior_correction)
     metrics, png = write_outputs(report, args.out)
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     if not args.json:

@@ -10,9 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from fer_edge.cli.run import add_model_arguments, add_policy_arguments, policy_of
+from fer_edge.cli.run import add_model_arguments, add_policy_arguments, policy_of, recognizer_of
 from fer_edge.errors import FerEdgeError
-from fer_edge.recognizer import Recognizer
 from fer_edge.recognizer.sources import stream_source
 from fer_edge.serve.config import TOKEN_ENV, ServeConfig
 
@@ -50,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         if exc.name != "aiohttp":
             raise
         raise FerEdgeError('fer-edge serve needs the serve extra: pip install "fer_edge[serve]"') from None
-    server = Server(Recognizer(args.model, args.backend, args.device), config, source, args.loop, policy)
+    server = Server(recognizer_of(args), config, source, args.loop, policy)
     print(f"fer-edge serve: {server.url}/ (page), {server.url}/v1/events (socket), {server.url}/v1/recognize; "
           "Ctrl-C stops", file=sys.stderr)
     server.run()

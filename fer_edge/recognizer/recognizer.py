@@ -10,6 +10,7 @@ be shared by many threads; per-stream state (tracks) lives in each :class:`Strea
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Iterator, Sequence
@@ -19,7 +20,8 @@ import numpy as np
 
 from fer_edge._version import __version__
 from fer_edge.engines.resolve import load_engine
-from fer_edge.errors import InvalidInputError
+from fer_edge.errors import InvalidInputError, PackageError
+from fer_edge.package import Sidecar
 from fer_edge.recognizer.abstain import Abstention
 from fer_edge.recognizer.results import FaceResult, FrameResult
 from fer_edge.recognizer.sources import Source, frames_from
@@ -30,12 +32,29 @@ from fer_edge.vision.preprocess import preprocess
 from fer_edge.vision.quality import FaceQuality, measure_quality
 
 
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    """Row-wise ``softmax(logits / temperature)`` in float64: the package's calibrated probabilities
-    when ``temperature`` is its sidecar's (the same for every backend, since engines return logits)."""
+def softmax(logits: np.ndarray, temperature: float = 1.0, offset: np.ndarray | None = None) -> np.ndarray:
+    """Row-wise ``softmax(logits / temperature + offset)`` in float64: the package's calibrated
+    probabilities when ``temperature`` is its sidecar's (the same for every backend, since engines
+    return logits); ``offset`` is :meth:`Recognizer`'s prior correction, added after calibration."""
     shifted = logits.astype(np.float64) / temperature
+    if offset is not None:
+        shifted = shifted + offset
     exp = np.exp(shifted - shifted.max(axis=1, keepdims=True))
     return np.asarray(exp / exp.sum(axis=1, keepdims=True))
+
+
+def prior_offset(sidecar: Sidecar, tau: float) -> np.ndarray | None:
+    """``-tau * log(prior)``, the logit adjustment that divides the training prior out (None when off)."""
+    if not (math.isfinite(tau) and 0.0 <= tau <= 2.0):
+        raise InvalidInputError(f"prior_correction must be in [0, 2] (0 = off, 1 = the full prior), got {tau}")
+    if tau == 0.0:
+        return None
+    prior = sidecar.class_prior()
+    if prior is None:
+        raise PackageError(f"prior_correction needs the package's training class prior (training.class_prior), "
+                           f"which {sidecar.model_id}'s sidecar does not record; retrain with this SDK or run "
+                           "tools/record_class_prior.py on it")
+    return -tau * np.log(np.asarray(prior, dtype=np.float64))
 
 
 class Recognizer:
@@ -52,12 +71,17 @@ class Recognizer:
     default :class:`Abstention` thresholds), an :class:`Abstention`, or ``False`` (never uncertain;
     quality is still measured). With ``True`` an untrained package (no measured metrics in its
     sidecar, ``info()["trained"]``) gets no confidence threshold: its softmax is no confidence.
+    ``prior_correction`` (tau, 0 = off): divide the calibrated probabilities by the training class
+    prior to the power tau (logit adjustment), for cameras whose faces are less often neutral than
+    FER+'s: it trades overall FER+ accuracy for recall of the rarer classes (README, "Class prior").
+    Needs a package that records its prior (``training.class_prior``).
     """
 
     def __init__(self, model: str | os.PathLike[str] = "default", backend: str = "auto", device: str | None = None,
                  detector: FaceDetector | None = None, min_face: int = 20, max_faces: int = 16,
                  smoothing: Smoothing | str | None = "window", precision: str = "auto",
-                 abstain: Abstention | bool | None = True, url: str | None = None) -> None:
+                 abstain: Abstention | bool | None = True, url: str | None = None,
+                 prior_correction: float = 0.0) -> None:
         if detector is not None and not isinstance(detector, FaceDetector):
             raise InvalidInputError(f"detector must have a detect(image) method, got {type(detector).__name__}")
         if min_face < 1 or max_faces < 1:
@@ -72,6 +96,8 @@ class Recognizer:
         self.spec = self.engine.input_spec
         self.classes = self.engine.classes
         self.temperature = self.choice.package.sidecar.temperature
+        self.prior_correction = float(prior_correction)
+        self.logit_offset = prior_offset(self.choice.package.sidecar, self.prior_correction)
         self.min_face, self.max_faces = min_face, max_faces
         self.detector: FaceDetector = detector or YuNetDetector(min_face=min_face, max_faces=max_faces)
 
@@ -82,6 +108,7 @@ class Recognizer:
                 "backend": self.choice.backend, "device": self.choice.device, "reason": self.choice.reason,
                 "engine": self.engine.describe(), "classes": list(self.classes), "input": sidecar.to_dict()["input"],
                 "trained": bool(sidecar.metrics), "temperature": sidecar.temperature,
+                "prior_correction": self.prior_correction,
                 "detector": type(self.detector).__name__}
 
     def __call__(self, frame: np.ndarray, rgb: bool = False) -> list[FaceResult]:
@@ -153,7 +180,11 @@ class Recognizer:
     def _classify(self, crops: list[np.ndarray]) -> np.ndarray:
         if not crops:
             return np.zeros((0, len(self.classes)))
-        return softmax(self.engine.infer(preprocess(crops, self.spec)), self.temperature)
+        return self.probabilities(self.engine.infer(preprocess(crops, self.spec)))
+
+    def probabilities(self, logits: np.ndarray) -> np.ndarray:
+        """The engine's logits as the probabilities this Recognizer reports (calibrated, prior-corrected)."""
+        return softmax(logits, self.temperature, self.logit_offset)
 
     def _result(self, face: Detection, probs: np.ndarray, track_id: int | None = None,
                 smoothed: np.ndarray | None = None, quality: FaceQuality | None = None,
@@ -218,7 +249,7 @@ class Stream:
         marks.append(time.perf_counter())
         batch = preprocess(crops, rec.spec) if crops else None
         marks.append(time.perf_counter())
-        probs = softmax(rec.engine.infer(batch), rec.temperature) if batch is not None else \
+        probs = rec.probabilities(rec.engine.infer(batch)) if batch is not None else \
             np.zeros((0, len(rec.classes)))
         marks.append(time.perf_counter())
         doubts = [rec._doubts(q, p) for q, p in zip(quality, probs)]

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from fer_edge.errors import DatasetError
 from fer_edge.package import InputSpec
 from fer_edge.training.augment import Augment
 from fer_edge.training.images import decode_records
@@ -101,6 +102,24 @@ def holdout_indices(n: int, seed: int, fraction: float) -> tuple[np.ndarray, np.
     order = np.random.default_rng([seed, 7919]).permutation(n)
     cut = max(1, int(n * fraction))
     return np.sort(order[:cut]), np.sort(order[cut:])
+
+
+def class_prior(records: Records, soft: bool = True, weights: np.ndarray | None = None) -> list[float]:
+    """How often each class is the training target: the mean vote distribution (``soft``, where the
+    source has votes) or label frequency, each image weighted by how often the sampler draws it
+    (``weights``; None = uniformly). A model learns this prior with its targets, and
+    ``Recognizer(prior_correction=...)`` divides it out (logit adjustment, Menon et al. 2021)."""
+    n = len(records.classes)
+    keep = records.labels >= 0
+    if soft and records.soft is not None:
+        targets = np.asarray(records.soft, dtype=np.float64)[:, :n]
+    else:
+        targets = np.eye(n)[np.where(keep, records.labels, 0)] * keep[:, None]
+    share = np.ones(len(records)) if weights is None else np.asarray(weights, dtype=np.float64)
+    counts = share @ targets
+    if counts.sum() <= 0:
+        raise DatasetError(f"{records.source} has no expression labels to measure a class prior on")
+    return [round(float(c), 6) for c in np.maximum(counts / counts.sum(), 1e-6)]
 
 
 def load_split(path: str | os.PathLike[str], split: str, spec: InputSpec, num_classes: int,

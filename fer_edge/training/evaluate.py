@@ -20,7 +20,7 @@ import numpy as np
 
 from fer_edge.errors import DatasetError
 from fer_edge.fileio import atomic_path, write_json_atomic
-from fer_edge.recognizer.recognizer import softmax
+from fer_edge.recognizer.recognizer import prior_offset, softmax
 from fer_edge.training.datasets import holdout_indices
 from fer_edge.training.images import decode_records
 from fer_edge.training.metrics import classification_report
@@ -72,7 +72,7 @@ def evaluate(model: str | os.PathLike[str], data: str | os.PathLike[str], split:
              occlusion: bool = False, backend: str = "auto", precision: str = "auto", seed: int = 0,
              limit: int | None = None, protocol: str = "majority",
              agree_with: str | os.PathLike[str] | None = None, holdout: float = 0.1,
-             fit: bool = False) -> dict[str, Any]:
+             fit: bool = False, prior_correction: float = 0.0) -> dict[str, Any]:
     """Metrics of ``model`` (id, checkpoint or package) on ``data``'s ``split`` (default: test, else val).
 
     ``protocol``: FER+ labels by our strict majority (``majority``, over the model's classes) or by
@@ -82,6 +82,7 @@ def evaluate(model: str | os.PathLike[str], data: str | os.PathLike[str], split:
     ``agreement`` is the fraction of faces on which both give the same label. ``holdout``/``seed``:
     the fraction and seed ``fer-edge train --holdout`` used, for ``split="holdout"``. ``fit``: also
     fit a temperature on these faces (``temperature_fit``; only on faces not reported elsewhere).
+    ``prior_correction``: score as ``Recognizer(prior_correction=...)`` answers (logit adjustment).
     """
     from fer_edge.engines.resolve import load_engine
 
@@ -99,16 +100,18 @@ def evaluate(model: str | os.PathLike[str], data: str | os.PathLike[str], split:
         raise DatasetError(f"{records.source} has no expression labels (a {records.format} dataset)")
     classes = tuple(records.classes)
     to_label_index = np.asarray([classes.index(c) for c in model_classes])  # model class -> label class
+    temperature = engine.package.sidecar.temperature
+    offset = prior_offset(engine.package.sidecar, prior_correction)
 
     def predictions(faces: np.ndarray) -> np.ndarray:
-        return to_label_index[_logits(engine, faces).argmax(axis=1)]
+        return to_label_index[softmax(_logits(engine, faces), temperature, offset).argmax(axis=1)]
 
     logits = _logits(engine, images)
-    predicted = to_label_index[logits.argmax(axis=1)]
+    predicted = to_label_index[softmax(logits, temperature, offset).argmax(axis=1)]
     report = classification_report(records.labels, predicted, classes)
-    temperature = engine.package.sidecar.temperature
-    confidence = softmax(logits, temperature).max(axis=1)
+    confidence = softmax(logits, temperature, offset).max(axis=1)
     report["temperature"] = temperature
+    report["prior_correction"] = prior_correction
     report["ece"] = calibration_gap(confidence, predicted == records.labels)
     if temperature != 1.0:
         report["ece_uncalibrated"] = calibration_gap(softmax(logits).max(axis=1), predicted == records.labels)
@@ -125,7 +128,9 @@ def evaluate(model: str | os.PathLike[str], data: str | os.PathLike[str], split:
         reference, _ = load_engine(agree_with)
         if tuple(reference.classes) != model_classes:
             raise DatasetError(f"{agree_with} predicts {reference.classes}, not this model's {model_classes}")
-        same = to_label_index[_logits(reference, images).argmax(axis=1)] == predicted
+        reference_offset = prior_offset(reference.package.sidecar, prior_correction)
+        same = to_label_index[softmax(_logits(reference, images), reference.package.sidecar.temperature,
+                                      reference_offset).argmax(axis=1)] == predicted
         report["agreement"] = {"with": os.fspath(agree_with), "fraction": float(same.mean())}
     report.update(model=os.fspath(model), package=str(engine.package.sidecar_path), backend=choice.backend, precision=engine.package.sidecar.precision,
                   data=str(records.source), split=split, protocol=records.format,
@@ -186,6 +191,8 @@ def format_report(report: dict[str, Any]) -> str:
     lines += [f"  {c:<{width}}" + " ".join(f"{v:>5}" for v in row)
               for c, row in zip(report["classes"], report["confusion_matrix"])]
     lines.append(f"expected calibration error {report['ece']:.4f} (softmax temperature {report['temperature']:.3f})")
+    if report.get("prior_correction"):
+        lines.append(f"scored with the training class prior divided out to the power {report['prior_correction']:g}")
     if "temperature_fit" in report:
         fit = report["temperature_fit"]
         lines.append(f"fitted temperature {fit['temperature']:.3f} on {fit['num_images']} {fit['split']} faces: "
@@ -211,6 +218,8 @@ def record_in_sidecar(report: dict[str, Any]) -> Path:
     from fer_edge.errors import PackageError
     from fer_edge.package import load_package, write_package
 
+    if report.get("prior_correction"):
+        raise DatasetError("--record stores the package's own numbers; these were measured with --prior-correction")
     if not Path(report["package"]).is_file():
         raise PackageError("--record stores metrics in a package's sidecar; a bare .pt checkpoint has none "
                            "(package it first)")

@@ -25,7 +25,7 @@ from fer_edge.errors import DatasetError, InvalidInputError
 from fer_edge.fileio import atomic_write
 from fer_edge.package import InputSpec
 from fer_edge.training.checkpoint import checkpoint_meta, read_checkpoint, save_checkpoint
-from fer_edge.training.datasets import EpochSampler, FaceDataset, SplitData, holdout_indices, load_split
+from fer_edge.training.datasets import EpochSampler, FaceDataset, SplitData, class_prior, holdout_indices, load_split
 from fer_edge.training.metrics import classification_report
 from fer_edge.training.presets import TrainObjective, build_optimizer, build_scheduler, recipe_for
 
@@ -189,6 +189,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     training_info = {"config": {k: v for k, v in asdict(cfg).items() if k != "history"},
                      "data": str(cfg.data), "recipe": asdict(recipe), "world_size": world,
                      "command": " ".join(sys.argv), "train_images": len(train_data.records),
+                     "class_prior": class_prior(train_data.records, cfg.soft_labels, sampler.probs if cfg.balanced else None),
                      "val_images": len(val_data.records), "val_dropped": val_data.records.dropped}
     end = cfg.epochs if cfg.stop_after is None else min(cfg.epochs, start + cfg.stop_after)
     row: dict[str, Any] = history[-1] if history else {}
