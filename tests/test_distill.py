@@ -40,3 +40,23 @@ def test_a_teacher_with_another_input_spec_or_bad_weight_is_refused(tmp_path: Pa
         Teacher([str(other.sidecar_path)], SPEC, EXPRESSIONS_7, 0.5)
     with pytest.raises(InvalidInputError, match="teacher-weight"):
         Teacher([str(other.sidecar_path)], SPEC, EXPRESSIONS_7, 0.0)
+
+
+def test_a_7_class_teacher_of_an_8_class_student_leaves_contempt_to_the_votes(tmp_path: Path) -> None:
+    """The teacher knows no contempt: there the target is the votes' own share, and the teacher's
+    probabilities spread the remaining mass over its 7 classes."""
+    from fer_edge.constants import EXPRESSIONS_8
+
+    path = make_package(tmp_path, "t7").sidecar_path
+    teacher = Teacher([str(path)], SPEC, EXPRESSIONS_8, weight=0.5)
+    x = torch.randn(2, 3, 48, 48, generator=torch.Generator().manual_seed(1))
+    votes = torch.tensor([[2.0, 0, 0, 0, 0, 0, 0, 8], [5, 5, 0, 0, 0, 0, 0, 0]])
+    logits = load_engine(path)[0].infer(x.numpy())
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    mixed = teacher.mix(x, votes).numpy()
+    share = (votes / votes.sum(1, keepdim=True)).numpy()
+    np.testing.assert_allclose(mixed[:, 7], share[:, 7], atol=1e-6)
+    np.testing.assert_allclose(mixed[:, :7], 0.5 * share[:, :7] + 0.5 * probs * (1 - share[:, 7:]), atol=1e-6)
+    np.testing.assert_allclose(mixed.sum(1), 1.0, atol=1e-6)
+    with pytest.raises(InvalidInputError, match="beyond the student's"):
+        Teacher([str(path)], SPEC, EXPRESSIONS_8[:6], 0.5)

@@ -5,6 +5,8 @@ stronger trained model (or an ensemble) gives a smoother target on the *augmente
 student sees. The target becomes ``(1 - weight) * votes + weight * mean_t softmax(teacher_t(x))``
 (Hinton et al. 2015 at temperature 1). Teachers run through the runtime's engines (ONNX
 packages on ONNX Runtime, checkpoints on PyTorch), on the same preprocessed batch as the student.
+A teacher may know fewer classes than the student (a 7-class teacher of an 8-class student with
+contempt): on a class it lacks, the target is the votes' alone.
 """
 
 from __future__ import annotations
@@ -31,25 +33,36 @@ class Teacher:
             if engine.input_spec != spec:
                 raise InvalidInputError(f"teacher {model} takes {engine.input_spec}, the student {spec}: "
                                         "a teacher must see the student's preprocessed faces")
-            if tuple(engine.classes) != classes:
-                raise InvalidInputError(f"teacher {model} predicts {engine.classes}, the student {classes}")
+            if not set(engine.classes) <= set(classes):
+                raise InvalidInputError(f"teacher {model} predicts {engine.classes}, beyond the student's {classes}")
+        self.columns = [np.asarray([classes.index(c) for c in engine.classes]) for engine in self.engines]
+        self.num_classes = len(classes)
         self.models = [os.fspath(m) for m in models]
         self.weight = weight
 
-    def probabilities(self, x: torch.Tensor) -> torch.Tensor:
+    def probabilities(self, x: torch.Tensor) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per teacher: its probabilities (B, its classes) and the student columns they belong to."""
         batch = np.ascontiguousarray(x.detach().cpu().float().numpy())
-        probs = []
-        for engine in self.engines:
+        out = []
+        for engine, columns in zip(self.engines, self.columns):
             logits = engine.infer(batch)
-            logits = logits - logits.max(axis=1, keepdims=True)
-            e = np.exp(logits)
-            probs.append(e / e.sum(axis=1, keepdims=True))
-        return torch.from_numpy(np.mean(probs, axis=0)).to(x.device)
+            e = np.exp(logits - logits.max(axis=1, keepdims=True))
+            out.append((e / e.sum(axis=1, keepdims=True), columns))
+        return out
 
     def mix(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Soft targets (B, C): the votes (or one-hot labels) blended with the teachers' probabilities."""
-        probs = self.probabilities(x)
+        """Soft targets (B, C): the votes (or one-hot labels) blended with the teachers' probabilities.
+
+        A teacher's distribution keeps the votes on the classes it lacks and spreads the rest of the
+        mass by its own probabilities, so every target still sums to 1."""
         if target.ndim == 1:
-            target = torch.nn.functional.one_hot(target, probs.shape[1]).float()
-        target = target / target.sum(dim=1, keepdim=True).clamp_min(1e-12)
-        return (1.0 - self.weight) * target + self.weight * probs
+            target = torch.nn.functional.one_hot(target, self.num_classes).float()
+        votes = (target / target.sum(dim=1, keepdim=True).clamp_min(1e-12)).detach().cpu().double().numpy()
+        teacher = np.zeros_like(votes)
+        for probs, columns in self.probabilities(x):
+            lacking = np.setdiff1d(np.arange(self.num_classes), columns)
+            own = votes.copy()
+            own[:, columns] = probs * (1.0 - votes[:, lacking].sum(axis=1, keepdims=True))
+            teacher += own / len(self.columns)
+        mixed = (1.0 - self.weight) * votes + self.weight * teacher
+        return torch.from_numpy(mixed).to(dtype=target.dtype, device=target.device)
