@@ -33,7 +33,7 @@ def main() -> None:
     print("| model | params (M) | GMACs | epochs | FP32 strict | FP32 authors | INT8 strict | INT8 authors "
           "| INT8 = FP32 label | macro F1 (FP32) | eyes / mouth occluded (FP32) | CPU ms FP32 / INT8 |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    per_class = []
+    per_class, calibration = [], []
     for model_id, variant in list_pretrained():
         model = create_model(model_id, pretrained=True)
         size = model.default_cfg["in_size"]
@@ -51,12 +51,21 @@ def main() -> None:
               f"| {_pct(agree) if agree is not None else '-'} | {_pct(strict32['macro_f1'])} "
               f"| {_pct(occ['eyes']['accuracy'])} / {_pct(occ['mouth']['accuracy'])} | {speed} |")
         per_class.append((model_id, strict32["per_class_accuracy"], strict8["per_class_accuracy"]))
+        teachers = side.training["config"].get("teacher") or []
+        calibration.append((model_id, side.temperature, strict32, strict8, ", ".join(Path(t).stem for t in teachers)))
     classes = list(per_class[0][1])
     print("\nPer-class accuracy, FP32 / INT8 (strict protocol):\n")
     print("| model | " + " | ".join(classes) + " |")
     print("|---|" + "---:|" * len(classes))
     for model_id, acc32, acc8 in per_class:
         print(f"| `{model_id}` | " + " | ".join(f"{100 * acc32[c]:.1f} / {100 * acc8[c]:.1f}" for c in classes) + " |")
+    print("\nCalibration (temperature fitted on the held-out FER+ train faces; ECE on FER+ valid, strict):\n")
+    print("| model | distilled from | temperature | ECE FP32, T = 1 -> T | ECE INT8, T = 1 -> T |")
+    print("|---|---|---:|---:|---:|")
+    for model_id, temperature, strict32, strict8, teachers in calibration:
+        eces = [f"{_pct(m.get('ece_uncalibrated', m['ece']))} -> {_pct(m['ece'])}" if "ece" in m else "-"
+                for m in (strict32, strict8)]
+        print(f"| `{model_id}` | {teachers or '-'} | {temperature:.3f} | {eces[0]} | {eces[1]} |")
 
 
 if __name__ == "__main__":
