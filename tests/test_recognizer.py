@@ -339,3 +339,19 @@ def test_prior_correction_needs_a_valid_recorded_prior(package, tmp_path: Path, 
 def test_prior_correction_out_of_range_is_refused(package, tau: float) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(InvalidInputError, match="prior_correction"):
         Recognizer(package.sidecar_path, prior_correction=tau)
+
+
+def test_flip_averages_each_face_with_its_mirror_image(package, astronaut: np.ndarray) -> None:  # type: ignore[no-untyped-def]
+    """``flip=True`` reports the mean of the probabilities of a face and of its mirror image, in
+    frames, crops and streams alike."""
+    plain, flipped = Recognizer(package.sidecar_path), Recognizer(package.sidecar_path, flip=True)
+    assert flipped.info()["flip"] is True and plain.info()["flip"] is False
+    size = plain.spec.size
+    crop = cv2.resize(astronaut[40:240, 130:330], (size[1], size[0]), interpolation=cv2.INTER_AREA)  # no resize later
+    both = np.array([list(f.probabilities.values()) for f in plain.predict_faces([crop, crop[:, ::-1].copy()])])
+    mean = list(flipped.predict_faces([crop])[0].probabilities.values())
+    np.testing.assert_allclose(mean, both.mean(axis=0), atol=1e-6)
+    assert not np.allclose(both[0], both[1], atol=1e-4)  # the mirror image is another input
+    framed = flipped(astronaut)[0]
+    streamed = next(iter(flipped.stream([astronaut], fps=30))).faces[0]
+    np.testing.assert_allclose(list(streamed.probabilities.values()), list(framed.probabilities.values()), atol=1e-6)

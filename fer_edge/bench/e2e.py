@@ -124,9 +124,9 @@ def _staged(recognizer: Recognizer, frame: np.ndarray, samples: dict[str, list[f
     if crops:
         batch = preprocess(crops, recognizer.spec)
         marks.append(time.perf_counter())
-        logits = recognizer.engine.infer(batch)
+        probs = recognizer.classify_batch(batch)
         marks.append(time.perf_counter())
-        results = [recognizer._result(face, p, quality=q) for face, p, q in zip(faces, recognizer.probabilities(logits), quality)]
+        results = [recognizer._result(face, p, quality=q) for face, p, q in zip(faces, probs, quality)]
         marks.append(time.perf_counter())
     else:  # no face: nothing to classify
         results = []

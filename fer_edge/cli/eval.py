@@ -20,6 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prior-correction", type=float, default=0.0, metavar="TAU",
                         help="score as Recognizer(prior_correction=TAU) answers: the training class prior "
                              "divided out to the power TAU (0 = off)")
+    parser.add_argument("--flip", action="store_true",
+                        help="score as Recognizer(flip=True) answers: mean of each face and its mirror image")
     parser.add_argument("--backend", default="auto", choices=["auto", "tensorrt", "onnxruntime", "torch"])
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "int8"],
                         help="which package of a model id to evaluate")
@@ -42,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     report = evaluate(args.model, args.data, split=args.split, occlusion=args.occlusion, backend=args.backend,
                       precision=args.precision, limit=args.limit, protocol=args.protocol, agree_with=args.agree_with,
                       seed=args.seed, holdout=args.holdout_fraction, fit=args.fit_temperature,
-                      prior_correction=args.prior_correction)
+                      prior_correction=args.prior_correction, flip=args.flip)
     metrics, png = write_outputs(report, args.out)
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     if not args.json:

@@ -72,7 +72,7 @@ def evaluate(model: str | os.PathLike[str], data: str | os.PathLike[str], split:
              occlusion: bool = False, backend: str = "auto", precision: str = "auto", seed: int = 0,
              limit: int | None = None, protocol: str = "majority",
              agree_with: str | os.PathLike[str] | None = None, holdout: float = 0.1,
-             fit: bool = False, prior_correction: float = 0.0) -> dict[str, Any]:
+             fit: bool = False, prior_correction: float = 0.0, flip: bool = False) -> dict[str, Any]:
     """Metrics of ``model`` (id, checkpoint or package) on ``data``'s ``split`` (default: test, else val).
 
     ``protocol``: FER+ labels by our strict majority (``majority``, over the model's classes) or by
@@ -82,7 +82,8 @@ def evaluate(model: str | os.PathLike[str], data: str | os.PathLike[str], split:
     ``agreement`` is the fraction of faces on which both give the same label. ``holdout``/``seed``:
     the fraction and seed ``fer-edge train --holdout`` used, for ``split="holdout"``. ``fit``: also
     fit a temperature on these faces (``temperature_fit``; only on faces not reported elsewhere).
-    ``prior_correction``: score as ``Recognizer(prior_correction=...)`` answers (logit adjustment).
+    ``prior_correction``, ``flip``: score as ``Recognizer(prior_correction=..., flip=...)`` answers
+    (logit adjustment; the mean of each face's and its mirror image's probabilities).
     """
     from fer_edge.engines.resolve import load_engine
 
@@ -101,17 +102,27 @@ def evaluate(model: str | os.PathLike[str], data: str | os.PathLike[str], split:
     classes = tuple(records.classes)
     to_label_index = np.asarray([classes.index(c) for c in model_classes])  # model class -> label class
     temperature = engine.package.sidecar.temperature
-    offset = prior_offset(engine.package.sidecar, prior_correction)
+
+    def probabilities(scorer: Any, faces: np.ndarray, logits: np.ndarray | None = None) -> np.ndarray:
+        side = scorer.package.sidecar
+        offset = prior_offset(side, prior_correction)
+        probs = softmax(_logits(scorer, faces) if logits is None else logits, side.temperature, offset)
+        if flip:  # axis 2 is the width of (N, H, W) and (N, H, W, C) faces alike
+            probs = 0.5 * (probs + softmax(_logits(scorer, np.ascontiguousarray(faces[:, :, ::-1])),
+                                           side.temperature, offset))
+        return probs
 
     def predictions(faces: np.ndarray) -> np.ndarray:
-        return to_label_index[softmax(_logits(engine, faces), temperature, offset).argmax(axis=1)]
+        return to_label_index[probabilities(engine, faces).argmax(axis=1)]
 
     logits = _logits(engine, images)
-    predicted = to_label_index[softmax(logits, temperature, offset).argmax(axis=1)]
+    scored = probabilities(engine, images, logits)
+    predicted = to_label_index[scored.argmax(axis=1)]
     report = classification_report(records.labels, predicted, classes)
-    confidence = softmax(logits, temperature, offset).max(axis=1)
+    confidence = scored.max(axis=1)
     report["temperature"] = temperature
     report["prior_correction"] = prior_correction
+    report["flip"] = flip
     report["ece"] = calibration_gap(confidence, predicted == records.labels)
     if temperature != 1.0:
         report["ece_uncalibrated"] = calibration_gap(softmax(logits).max(axis=1), predicted == records.labels)
@@ -128,9 +139,7 @@ def evaluate(model: str | os.PathLike[str], data: str | os.PathLike[str], split:
         reference, _ = load_engine(agree_with)
         if tuple(reference.classes) != model_classes:
             raise DatasetError(f"{agree_with} predicts {reference.classes}, not this model's {model_classes}")
-        reference_offset = prior_offset(reference.package.sidecar, prior_correction)
-        same = to_label_index[softmax(_logits(reference, images), reference.package.sidecar.temperature,
-                                      reference_offset).argmax(axis=1)] == predicted
+        same = to_label_index[probabilities(reference, images).argmax(axis=1)] == predicted
         report["agreement"] = {"with": os.fspath(agree_with), "fraction": float(same.mean())}
     report.update(model=os.fspath(model), package=str(engine.package.sidecar_path), backend=choice.backend, precision=engine.package.sidecar.precision,
                   data=str(records.source), split=split, protocol=records.format,
@@ -191,6 +200,8 @@ def format_report(report: dict[str, Any]) -> str:
     lines += [f"  {c:<{width}}" + " ".join(f"{v:>5}" for v in row)
               for c, row in zip(report["classes"], report["confusion_matrix"])]
     lines.append(f"expected calibration error {report['ece']:.4f} (softmax temperature {report['temperature']:.3f})")
+    if report.get("flip"):
+        lines.append("scored as the mean of each face's and its mirror image's probabilities")
     if report.get("prior_correction"):
         lines.append(f"scored with the training class prior divided out to the power {report['prior_correction']:g}")
     if "temperature_fit" in report:
@@ -218,8 +229,9 @@ def record_in_sidecar(report: dict[str, Any]) -> Path:
     from fer_edge.errors import PackageError
     from fer_edge.package import load_package, write_package
 
-    if report.get("prior_correction"):
-        raise DatasetError("--record stores the package's own numbers; these were measured with --prior-correction")
+    if report.get("prior_correction") or report.get("flip"):
+        raise DatasetError("--record stores the package's own numbers; these were measured with "
+                           "--prior-correction or --flip")
     if not Path(report["package"]).is_file():
         raise PackageError("--record stores metrics in a package's sidecar; a bare .pt checkpoint has none "
                            "(package it first)")
