@@ -75,7 +75,7 @@ class Recognizer:
     prior to the power tau (logit adjustment), for cameras whose faces are less often neutral than
     FER+'s: it trades overall FER+ accuracy for recall of the rarer classes (README, "Class prior").
     Needs a package that records its prior (``training.class_prior``). ``flip``: also classify each
-    face mirrored and average the two views' probabilities (test-time augmentation: +0.5-0.7 pt on
+    face mirrored and average the two views' probabilities (test-time augmentation: +0.5-1.7 pt on
     FER+ valid for every shipped model, at twice the inference; README, "Mirrored faces").
     """
 
