@@ -164,7 +164,8 @@ def keep_fast_groups(pre: Path, fp32: Any, int8: Any, tensors: np.ndarray, input
     when the whole graph gets at least ``min_gain`` faster (timed at ``batch`` against the current
     choice) in two separate timings, since on a loaded machine one timing can mislead. Accuracy:
     while top-1 agreement with FP32 on the calibration faces is below ``min_agreement``, the group
-    whose FP32 form raises agreement most (by >= 0.5 pt) goes to FP32, as long as the graph stays faster than FP32. Returns the model and the record of it.
+    whose FP32 form raises agreement most (by >= 0.5 pt) goes to FP32, as long as the graph stays
+    faster than FP32. Returns the model and the record of it.
     """
     import onnx
 

@@ -189,7 +189,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     training_info = {"config": {k: v for k, v in asdict(cfg).items() if k != "history"},
                      "data": str(cfg.data), "recipe": asdict(recipe), "world_size": world,
                      "command": " ".join(sys.argv), "train_images": len(train_data.records),
-                     "class_prior": class_prior(train_data.records, cfg.soft_labels, sampler.probs if cfg.balanced else None),
+                     "class_prior": class_prior(train_data.records, cfg.soft_labels,
+                                                sampler.probs if cfg.balanced else None),
                      "val_images": len(val_data.records), "val_dropped": val_data.records.dropped}
     end = cfg.epochs if cfg.stop_after is None else min(cfg.epochs, start + cfg.stop_after)
     row: dict[str, Any] = history[-1] if history else {}
