@@ -132,3 +132,16 @@ def test_build_han_pff_int8_matches_the_shipped_fp32(tmp_path: Path, valid_faces
     accuracy = float((engine.infer(faces).argmax(1) == labels).mean())
     fp32 = load_package(_packages("han_pff")[0], verify=False).sidecar.metrics["ferplus/val"]["accuracy"]
     assert accuracy >= fp32 - 0.005, f"built INT8 {accuracy:.4f} vs shipped FP32 {fp32:.4f}"
+
+
+@pytest.mark.parametrize("stem", [f"{m}_int8" for m in ZOO] + ["fer_default", "fer_default_int8"])
+def test_accuracy_floor_under_the_authors_protocol(stem: str, ferplus_dir: Path) -> None:
+    """The FER+ authors' majority mode (8 emotions, the number papers report): every shipped ONNX
+    package still scores what its sidecar records, on the same faces."""
+    from fer_edge.training.evaluate import evaluate
+
+    path = SHIPPED_MODELS_DIR / f"{stem}.json"
+    recorded = load_package(path, verify=False).sidecar.metrics["ferplus_authors/val"]
+    report = evaluate(path, ferplus_dir, split="val", protocol="authors", backend="onnxruntime")
+    assert report["images_used"] == recorded["num_images"] == 3191
+    assert report["accuracy"] >= recorded["accuracy"] - MARGIN, f"{stem}: {report['accuracy']:.4f}"
