@@ -60,3 +60,30 @@ def test_a_7_class_teacher_of_an_8_class_student_leaves_contempt_to_the_votes(tm
     np.testing.assert_allclose(mixed.sum(1), 1.0, atol=1e-6)
     with pytest.raises(InvalidInputError, match="beyond the student's"):
         Teacher([str(path)], SPEC, EXPRESSIONS_8[:6], 0.5)
+
+
+def test_teacher_once_scores_clean_and_mirrored_faces_and_caches_them(tmp_path: Path) -> None:
+    """``--teacher-once``: each face's target is the mean of the mix on the un-augmented face and on its
+    mirror image, whatever augmentation the training dataset has; the cache is reused on resume."""
+    from fer_edge.training.augment import Augment
+    from fer_edge.training.datasets import FaceDataset
+    from fer_edge.training.readers import Records
+    from fer_edge.training.train import _fix_targets
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (5, 48, 48), dtype=np.uint8)
+    votes = rng.integers(0, 5, (5, 7)).astype(np.float32) + np.eye(7, dtype=np.float32)[:5]
+    records = Records(tmp_path, "test", EXPRESSIONS_7, [tmp_path / f"{i}.png" for i in range(5)],
+                      votes.argmax(1), soft=votes)
+    teacher = Teacher([str(make_package(tmp_path, "t").sidecar_path)], SPEC, EXPRESSIONS_7, weight=0.5)
+    clean = torch.stack([FaceDataset(records, images, SPEC)[i][0] for i in range(5)])
+    expected = (teacher.mix(clean, torch.from_numpy(votes)) + teacher.mix(clean.flip(-1), torch.from_numpy(votes))) / 2
+    dataset = FaceDataset(records, images, SPEC, Augment(erase=1.0), soft_labels=True, seed=1)
+    cache = tmp_path / "run" / "teacher_targets.npy"
+    cache.parent.mkdir()
+    _fix_targets(dataset, teacher, cache)
+    np.testing.assert_allclose(dataset.records.soft, expected.numpy(), atol=1e-6)
+    assert not np.allclose(expected.numpy(), votes / votes.sum(1, keepdims=True), atol=1e-3)
+    np.save(cache, np.full((5, 7), 1 / 7, dtype=np.float32))  # a resume reads the cache, it does not re-score
+    _fix_targets(dataset, teacher, cache)
+    np.testing.assert_allclose(dataset.records.soft, 1 / 7)

@@ -206,3 +206,29 @@ def test_flip_raises_accuracy_of_the_default_on_ferplus_valid(ferplus_dir: Path)
     flipped = evaluate(package, ferplus_dir, split="val", flip=True)
     assert flipped["flip"] and flipped["images_used"] == plain["images_used"]
     assert plain["accuracy"] + 0.002 < flipped["accuracy"] < plain["accuracy"] + 0.03
+
+
+def test_eval_with_classes_7_scores_an_8_class_model_on_the_basic_expressions(
+        checkpoint_and_data: tuple[Path, Path], tmp_path: Path) -> None:
+    """``--classes 7``: predictions are the argmax over the 7 basic expressions of an 8-class model
+    (no face is called contempt), recorded apart from the package's own 8-class numbers."""
+    from tiny_package import make_package
+
+    from fer_edge.constants import EXPRESSIONS_8
+    from fer_edge.engines.resolve import load_engine
+    from fer_edge.package import load_package
+
+    _, data = checkpoint_and_data
+    package = make_package(tmp_path / "pkg", classes=EXPRESSIONS_8, seed=5)
+    with pytest.warns(UserWarning, match="skipped 1"):
+        report = evaluate(package.sidecar_path, data, classes=7)
+    files = sorted(p for p in data.rglob("*.png") if p.name != "bad.png")
+    crops = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2GRAY) for p in files]
+    logits = load_engine(package.sidecar_path)[0].infer(preprocess(crops, package.sidecar.input))
+    truth = np.array([EXPRESSIONS_8.index(p.parent.name) for p in files])
+    assert report["classes"] == list(EXPRESSIONS_8[:7]) and report["classes_scored"] == list(EXPRESSIONS_8[:7])
+    assert report["accuracy"] == pytest.approx(float((logits[:, :7].argmax(1) == truth).mean()))
+    with pytest.warns(UserWarning):
+        assert main(["eval", "--model", str(package.sidecar_path), "--data", str(data), "--classes", "7",
+                     "--out", str(tmp_path / "ev"), "--record"]) == 0
+    assert set(load_package(package.sidecar_path).sidecar.metrics) == {"folders_7class/test"}

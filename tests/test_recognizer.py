@@ -355,3 +355,25 @@ def test_flip_averages_each_face_with_its_mirror_image(package, astronaut: np.nd
     framed = flipped(astronaut)[0]
     streamed = next(iter(flipped.stream([astronaut], fps=30))).faces[0]
     np.testing.assert_allclose(list(streamed.probabilities.values()), list(framed.probabilities.values()), atol=1e-6)
+
+
+def test_classes_7_answers_an_8_class_model_in_the_basic_expressions(tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                                     astronaut: np.ndarray) -> None:
+    """``classes=7``: the 8-class model's probabilities without contempt, renormalised (never a
+    contempt label), in stream mode too; unknown or repeated classes are a typed error."""
+    from fer_edge.constants import EXPRESSIONS_7, EXPRESSIONS_8
+
+    path = make_package(tmp_path, "eight", classes=EXPRESSIONS_8, seed=3).sidecar_path
+    full, seven = Recognizer(path), Recognizer(path, classes=7)
+    assert full.classes == EXPRESSIONS_8 and seven.classes == EXPRESSIONS_7 == tuple(seven.info()["classes"])
+    p8 = np.array(list(full(astronaut)[0].probabilities.values()))
+    face = seven(astronaut)[0]
+    np.testing.assert_allclose(list(face.probabilities.values()), p8[:7] / p8[:7].sum(), atol=1e-9)
+    assert face.label == EXPRESSIONS_7[int(np.argmax(p8[:7]))] and p8[7] > 1e-3
+    streamed = next(iter(seven.stream([astronaut], fps=30))).faces[0]
+    assert tuple(streamed.probabilities) == EXPRESSIONS_7
+    pair = Recognizer(path, classes=["happy", "contempt"])(astronaut)[0]
+    np.testing.assert_allclose(list(pair.probabilities.values()), p8[[1, 7]] / p8[[1, 7]].sum(), atol=1e-9)
+    for bad in (["happy", "smug"], ["happy", "happy"], 5):
+        with pytest.raises(InvalidInputError, match="classes"):
+            Recognizer(path, classes=bad)

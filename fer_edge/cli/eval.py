@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from fer_edge.cli.run import class_list
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="model id, .pt checkpoint, or package (.onnx/.engine/.json)")
@@ -22,6 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "divided out to the power TAU (0 = off)")
     parser.add_argument("--flip", action="store_true",
                         help="score as Recognizer(flip=True) answers: mean of each face and its mirror image")
+    parser.add_argument("--classes", type=class_list, metavar="7|NAMES",
+                        help="score as Recognizer(classes=...) answers: 7 (the basic expressions of an 8-class "
+                             "model, contempt left out) or comma-separated class names")
     parser.add_argument("--backend", default="auto", choices=["auto", "tensorrt", "onnxruntime", "torch"])
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "int8"],
                         help="which package of a model id to evaluate")
@@ -44,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
     report = evaluate(args.model, args.data, split=args.split, occlusion=args.occlusion, backend=args.backend,
                       precision=args.precision, limit=args.limit, protocol=args.protocol, agree_with=args.agree_with,
                       seed=args.seed, holdout=args.holdout_fraction, fit=args.fit_temperature,
-                      prior_correction=args.prior_correction, flip=args.flip)
+                      prior_correction=args.prior_correction, flip=args.flip,
+                      classes=args.classes)
     metrics, png = write_outputs(report, args.out)
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     if not args.json:

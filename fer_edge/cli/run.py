@@ -38,6 +38,14 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                              "(0 = off; 0.75 was chosen on held-out FER+ train faces for balanced recall)")
     parser.add_argument("--flip", action="store_true",
                         help="also classify each face mirrored and average (+0.5-1.7 pt on FER+, twice the inference)")
+    parser.add_argument("--classes", type=class_list, metavar="7|NAMES",
+                        help="answer only in these classes: 7 (the basic expressions, for an 8-class model) or "
+                             "comma-separated names; the probabilities are renormalised over them")
+
+
+def class_list(text: str) -> int | list[str]:
+    """``--classes``: a count (7 or 8) or comma-separated class names."""
+    return int(text) if text.isdigit() else [c.strip() for c in text.split(",")]
 
 
 def add_policy_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,7 +64,7 @@ def add_policy_arguments(parser: argparse.ArgumentParser) -> None:
 def recognizer_of(args: argparse.Namespace, abstain: Abstention | bool = True) -> Recognizer:
     """The Recognizer the model arguments ask for."""
     return Recognizer(args.model, args.backend, args.device, abstain=abstain, prior_correction=args.prior_correction,
-                      flip=args.flip)
+                      flip=args.flip, classes=args.classes)
 
 
 def policy_of(args: argparse.Namespace) -> DetectionPolicy:

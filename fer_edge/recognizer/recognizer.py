@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from fer_edge._version import __version__
+from fer_edge.constants import EXPRESSIONS_7, EXPRESSIONS_8
 from fer_edge.engines.resolve import load_engine
 from fer_edge.errors import InvalidInputError, PackageError
 from fer_edge.package import Sidecar
@@ -41,6 +42,24 @@ def softmax(logits: np.ndarray, temperature: float = 1.0, offset: np.ndarray | N
         shifted = shifted + offset
     exp = np.exp(shifted - shifted.max(axis=1, keepdims=True))
     return np.asarray(exp / exp.sum(axis=1, keepdims=True))
+
+
+def class_columns(model_classes: Sequence[str], classes: Sequence[str] | int | None) -> np.ndarray:
+    """Indices of ``classes`` among a model's outputs (all of them when None; ``7`` names the seven
+    basic expressions). Scoring a subset renormalises the softmax over it, so an 8-class model
+    answers in the 7 classes a 7-class application expects: contempt's share goes to the others
+    in proportion, never silently to one of them."""
+    if classes is None:
+        return np.arange(len(model_classes))
+    if isinstance(classes, int):
+        if classes not in (7, 8):
+            raise InvalidInputError(f"classes must be 7, 8 or a list of class names, got {classes}")
+        classes = EXPRESSIONS_7 if classes == 7 else EXPRESSIONS_8
+    missing = [c for c in classes if c not in model_classes]
+    if missing or len(set(classes)) != len(classes) or len(classes) < 2:
+        raise InvalidInputError(f"classes must be two or more distinct classes of the model's {tuple(model_classes)}; "
+                                f"got {tuple(classes)}" + (f" ({missing} unknown)" if missing else ""))
+    return np.asarray([list(model_classes).index(c) for c in classes])
 
 
 def prior_offset(sidecar: Sidecar, tau: float) -> np.ndarray | None:
@@ -77,13 +96,17 @@ class Recognizer:
     Needs a package that records its prior (``training.class_prior``). ``flip``: also classify each
     face mirrored and average the two views' probabilities (test-time augmentation: +0.5-1.7 pt on
     FER+ valid for every shipped model, at twice the inference; README, "Mirrored faces").
+    ``classes``: answer only in these of the model's classes (``7``: the seven basic expressions,
+    for applications built on 7 labels when the model also knows contempt), the softmax
+    renormalised over them; default all.
     """
 
     def __init__(self, model: str | os.PathLike[str] = "default", backend: str = "auto", device: str | None = None,
                  detector: FaceDetector | None = None, min_face: int = 20, max_faces: int = 16,
                  smoothing: Smoothing | str | None = "window", precision: str = "auto",
                  abstain: Abstention | bool | None = True, url: str | None = None,
-                 prior_correction: float = 0.0, flip: bool = False) -> None:
+                 prior_correction: float = 0.0, flip: bool = False,
+                 classes: Sequence[str] | int | None = None) -> None:
         if detector is not None and not isinstance(detector, FaceDetector):
             raise InvalidInputError(f"detector must have a detect(image) method, got {type(detector).__name__}")
         if min_face < 1 or max_faces < 1:
@@ -96,10 +119,12 @@ class Recognizer:
         if abstain is True and not self.choice.package.sidecar.metrics:
             self.abstain = Abstention(min_confidence=0.0)
         self.spec = self.engine.input_spec
-        self.classes = self.engine.classes
+        self.columns = class_columns(self.engine.classes, classes)
+        self.classes = tuple(self.engine.classes[i] for i in self.columns)
         self.temperature = self.choice.package.sidecar.temperature
         self.prior_correction = float(prior_correction)
-        self.logit_offset = prior_offset(self.choice.package.sidecar, self.prior_correction)
+        offset = prior_offset(self.choice.package.sidecar, self.prior_correction)
+        self.logit_offset = None if offset is None else offset[self.columns]
         self.flip = bool(flip)
         self.min_face, self.max_faces = min_face, max_faces
         self.detector: FaceDetector = detector or YuNetDetector(min_face=min_face, max_faces=max_faces)
@@ -195,7 +220,7 @@ class Recognizer:
 
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
         """The engine's logits as the probabilities this Recognizer reports (calibrated, prior-corrected)."""
-        return softmax(logits, self.temperature, self.logit_offset)
+        return softmax(logits[:, self.columns], self.temperature, self.logit_offset)
 
     def _result(self, face: Detection, probs: np.ndarray, track_id: int | None = None,
                 smoothed: np.ndarray | None = None, quality: FaceQuality | None = None,

@@ -13,6 +13,7 @@ training split that ``fer-edge train --holdout`` kept out, where a temperature m
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ import numpy as np
 
 from fer_edge.errors import DatasetError
 from fer_edge.fileio import atomic_path, write_json_atomic
-from fer_edge.recognizer.recognizer import prior_offset, softmax
+from fer_edge.recognizer.recognizer import class_columns, prior_offset, softmax
 from fer_edge.training.datasets import holdout_indices
 from fer_edge.training.images import decode_records
 from fer_edge.training.metrics import classification_report
@@ -72,7 +73,8 @@ def evaluate(model: str | os.PathLike[str], data: str | os.PathLike[str], split:
              occlusion: bool = False, backend: str = "auto", precision: str = "auto", seed: int = 0,
              limit: int | None = None, protocol: str = "majority",
              agree_with: str | os.PathLike[str] | None = None, holdout: float = 0.1,
-             fit: bool = False, prior_correction: float = 0.0, flip: bool = False) -> dict[str, Any]:
+             fit: bool = False, prior_correction: float = 0.0, flip: bool = False,
+             classes: Sequence[str] | int | None = None) -> dict[str, Any]:
     """Metrics of ``model`` (id, checkpoint or package) on ``data``'s ``split`` (default: test, else val).
 
     ``protocol``: FER+ labels by our strict majority (``majority``, over the model's classes) or by
@@ -83,12 +85,15 @@ def evaluate(model: str | os.PathLike[str], data: str | os.PathLike[str], split:
     the fraction and seed ``fer-edge train --holdout`` used, for ``split="holdout"``. ``fit``: also
     fit a temperature on these faces (``temperature_fit``; only on faces not reported elsewhere).
     ``prior_correction``, ``flip``: score as ``Recognizer(prior_correction=..., flip=...)`` answers
-    (logit adjustment; the mean of each face's and its mirror image's probabilities).
+    (logit adjustment; the mean of each face's and its mirror image's probabilities); ``classes``
+    as ``Recognizer(classes=...)`` answers (e.g. ``7``: an 8-class model scored on the 7 basic
+    expressions, contempt faces left out as for a 7-class model).
     """
     from fer_edge.engines.resolve import load_engine
 
     engine, choice = load_engine(model, backend=backend, precision=precision)
-    model_classes = tuple(engine.classes)
+    columns = class_columns(engine.classes, classes)
+    model_classes = tuple(engine.classes[i] for i in columns)
     records, split = _read(data, split, len(model_classes), protocol, seed, holdout)
     if limit is not None:
         records = records.subset(np.arange(min(limit, len(records))))
@@ -106,16 +111,17 @@ def evaluate(model: str | os.PathLike[str], data: str | os.PathLike[str], split:
     def probabilities(scorer: Any, faces: np.ndarray, logits: np.ndarray | None = None) -> np.ndarray:
         side = scorer.package.sidecar
         offset = prior_offset(side, prior_correction)
-        probs = softmax(_logits(scorer, faces) if logits is None else logits, side.temperature, offset)
+        offset = None if offset is None else offset[columns]
+        probs = softmax(_logits(scorer, faces)[:, columns] if logits is None else logits, side.temperature, offset)
         if flip:  # axis 2 is the width of (N, H, W) and (N, H, W, C) faces alike
-            probs = 0.5 * (probs + softmax(_logits(scorer, np.ascontiguousarray(faces[:, :, ::-1])),
+            probs = 0.5 * (probs + softmax(_logits(scorer, np.ascontiguousarray(faces[:, :, ::-1]))[:, columns],
                                            side.temperature, offset))
         return probs
 
     def predictions(faces: np.ndarray) -> np.ndarray:
         return to_label_index[probabilities(engine, faces).argmax(axis=1)]
 
-    logits = _logits(engine, images)
+    logits = _logits(engine, images)[:, columns]
     scored = probabilities(engine, images, logits)
     predicted = to_label_index[scored.argmax(axis=1)]
     report = classification_report(records.labels, predicted, classes)
@@ -123,6 +129,7 @@ def evaluate(model: str | os.PathLike[str], data: str | os.PathLike[str], split:
     report["temperature"] = temperature
     report["prior_correction"] = prior_correction
     report["flip"] = flip
+    report["classes_scored"] = None if classes is None else list(model_classes)
     report["ece"] = calibration_gap(confidence, predicted == records.labels)
     if temperature != 1.0:
         report["ece_uncalibrated"] = calibration_gap(softmax(logits).max(axis=1), predicted == records.labels)
@@ -137,8 +144,8 @@ def evaluate(model: str | os.PathLike[str], data: str | os.PathLike[str], split:
             "ece_after": calibration_gap(softmax(logits, fitted).max(axis=1), predicted == records.labels)}
     if agree_with is not None:
         reference, _ = load_engine(agree_with)
-        if tuple(reference.classes) != model_classes:
-            raise DatasetError(f"{agree_with} predicts {reference.classes}, not this model's {model_classes}")
+        if tuple(reference.classes) != tuple(engine.classes):
+            raise DatasetError(f"{agree_with} predicts {reference.classes}, not this model's {engine.classes}")
         same = to_label_index[probabilities(reference, images).argmax(axis=1)] == predicted
         report["agreement"] = {"with": os.fspath(agree_with), "fraction": float(same.mean())}
     report.update(model=os.fspath(model), package=str(engine.package.sidecar_path), backend=choice.backend, precision=engine.package.sidecar.precision,
@@ -221,7 +228,8 @@ RECORDED_KEYS = ("accuracy", "macro_precision", "macro_recall", "macro_f1", "per
 
 def record_in_sidecar(report: dict[str, Any]) -> Path:
     """Store the report's headline numbers in the evaluated package's sidecar, under
-    ``metrics["<protocol>/<split>"]``, so a shipped package carries the accuracy measured on it.
+    ``metrics["<protocol>/<split>"]`` (``<protocol>_7class`` when scored on 7 of its classes), so a
+    shipped package carries the accuracy measured on it.
 
     The entry is updated, not replaced: numbers this run did not measure (occlusion, agreement)
     stay from the run that did. A rebuilt package starts with a fresh sidecar, so none go stale.
@@ -236,7 +244,9 @@ def record_in_sidecar(report: dict[str, Any]) -> Path:
         raise PackageError("--record stores metrics in a package's sidecar; a bare .pt checkpoint has none "
                            "(package it first)")
     package = load_package(report["package"])
-    entry = package.sidecar.metrics.setdefault(f"{report['protocol']}/{report['split']}", {})
+    subset = report.get("classes_scored")
+    protocol = report["protocol"] + (f"_{len(subset)}class" if subset else "")  # e.g. ferplus_7class/val
+    entry = package.sidecar.metrics.setdefault(f"{protocol}/{report['split']}", {})
     entry.update({k: report[k] for k in RECORDED_KEYS if k in report})  # keeps e.g. occlusion from an earlier run
     if "temperature_fit" in report:
         package.sidecar.temperature = report["temperature_fit"]["temperature"]

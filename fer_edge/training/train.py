@@ -30,7 +30,8 @@ from fer_edge.training.metrics import classification_report
 from fer_edge.training.presets import TrainObjective, build_optimizer, build_scheduler, recipe_for
 
 RESUMABLE = ("model", "variant", "data", "val_data", "epochs", "batch_size", "lr", "in_size", "num_classes",
-             "recipe", "soft_labels", "balanced", "seed", "limit", "holdout", "teacher", "teacher_weight")
+             "recipe", "soft_labels", "balanced", "seed", "limit", "holdout", "teacher", "teacher_weight",
+             "teacher_once")
 
 
 @dataclass
@@ -59,6 +60,7 @@ class TrainConfig:
     holdout: float = 0.0  # > 0: select checkpoints on this fraction of the training split, not on val
     teacher: list[str] = field(default_factory=list)  # trained models whose probabilities join the targets
     teacher_weight: float = 0.5
+    teacher_once: bool = False  # score each training face once (clean + mirrored), not every augmented batch
     stop_after: int | None = None  # train at most N epochs in this session, then return (resume later)
     progress: bool = True
     history: list[dict[str, Any]] = field(default_factory=list)
@@ -131,6 +133,17 @@ def _load_data(cfg: TrainConfig, spec: InputSpec, augment: Any) -> tuple[SplitDa
     return train, val
 
 
+def _fix_targets(dataset: FaceDataset, teacher: Any, cache: Path) -> None:
+    """Replace the dataset's targets with the teachers' one-off mix, cached in the run folder for resumes
+    (the resume check has already matched the teacher settings the cache was made with)."""
+    targets = np.load(cache) if cache.is_file() else None
+    if targets is None or len(targets) != len(dataset):
+        targets = teacher.targets_once(dataset)
+        with atomic_write(cache) as handle:
+            np.save(handle, targets)
+    dataset.records.soft, dataset.soft_labels = targets, True
+
+
 def _loss_state(objective: TrainObjective) -> dict[str, torch.Tensor]:
     """The objective's own state (center-loss centers), without the model weights saved beside it."""
     return {k: v for k, v in objective.state_dict().items() if not k.startswith("model.")}
@@ -200,6 +213,9 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         from fer_edge.training.distill import Teacher
 
         teacher = Teacher(cfg.teacher, spec, tuple(meta["classes"]), cfg.teacher_weight)
+        if cfg.teacher_once:
+            _fix_targets(train_data.dataset, teacher, out / "teacher_targets.npy")
+            teacher = None
     for epoch in range(start, end):
         torch.manual_seed(cfg.seed * 100003 + epoch)  # dropout etc.: a function of the epoch, for resume
         sampler.set_epoch(epoch)
