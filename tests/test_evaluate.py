@@ -211,7 +211,8 @@ def test_flip_raises_accuracy_of_the_default_on_ferplus_valid(ferplus_dir: Path)
 def test_eval_with_classes_7_scores_an_8_class_model_on_the_basic_expressions(
         checkpoint_and_data: tuple[Path, Path], tmp_path: Path) -> None:
     """``--classes 7``: predictions are the argmax over the 7 basic expressions of an 8-class model
-    (no face is called contempt), recorded apart from the package's own 8-class numbers."""
+    (no face is called contempt), recorded under the 7-class protocol's key, apart from the package's
+    own 8-class numbers."""
     from tiny_package import make_package
 
     from fer_edge.constants import EXPRESSIONS_8
@@ -231,4 +232,5 @@ def test_eval_with_classes_7_scores_an_8_class_model_on_the_basic_expressions(
     with pytest.warns(UserWarning):
         assert main(["eval", "--model", str(package.sidecar_path), "--data", str(data), "--classes", "7",
                      "--out", str(tmp_path / "ev"), "--record"]) == 0
-    assert set(load_package(package.sidecar_path).sidecar.metrics) == {"folders_7class/test"}
+    recorded = load_package(package.sidecar_path).sidecar.metrics
+    assert set(recorded) == {"folders/test"} and recorded["folders/test"]["classes_scored"] == list(EXPRESSIONS_8[:7])

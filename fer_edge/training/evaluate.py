@@ -222,14 +222,16 @@ def format_report(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-RECORDED_KEYS = ("accuracy", "macro_precision", "macro_recall", "macro_f1", "per_class_accuracy", "num_images",
+RECORDED_KEYS = ("classes_scored", "accuracy", "macro_precision", "macro_recall", "macro_f1", "per_class_accuracy", "num_images",
                  "occlusion", "agreement", "ece", "ece_uncalibrated", "temperature", "temperature_fit")
 
 
 def record_in_sidecar(report: dict[str, Any]) -> Path:
     """Store the report's headline numbers in the evaluated package's sidecar, under
-    ``metrics["<protocol>/<split>"]`` (``<protocol>_7class`` when scored on 7 of its classes), so a
-    shipped package carries the accuracy measured on it.
+    ``metrics["<protocol>/<split>"]``, so a shipped package carries the accuracy measured on it. An
+    8-class model scored on 7 classes (``classes_scored``) records under the 7-class protocol's own
+    key (``ferplus``: comparable with 7-class models), or ``<protocol>_7class`` where the labels keep
+    8 emotions (the authors' protocol).
 
     The entry is updated, not replaced: numbers this run did not measure (occlusion, agreement)
     stay from the run that did. A rebuilt package starts with a fresh sidecar, so none go stale.
@@ -244,8 +246,8 @@ def record_in_sidecar(report: dict[str, Any]) -> Path:
         raise PackageError("--record stores metrics in a package's sidecar; a bare .pt checkpoint has none "
                            "(package it first)")
     package = load_package(report["package"])
-    subset = report.get("classes_scored")
-    protocol = report["protocol"] + (f"_{len(subset)}class" if subset else "")  # e.g. ferplus_7class/val
+    subset = report.get("classes_scored")  # a label set wider than the scored classes gets its own entry
+    protocol = report["protocol"] + (f"_{len(subset)}class" if subset and len(subset) != len(report["classes"]) else "")
     entry = package.sidecar.metrics.setdefault(f"{protocol}/{report['split']}", {})
     entry.update({k: report[k] for k in RECORDED_KEYS if k in report})  # keeps e.g. occlusion from an earlier run
     if "temperature_fit" in report:
