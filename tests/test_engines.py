@@ -77,6 +77,28 @@ def test_onnxruntime_threads_do_not_spin_unless_asked(package, monkeypatch: pyte
     assert OnnxRuntimeManager.load(package, threads=1).describe()["spinning"] is True
 
 
+@pytest.mark.parametrize("size", [1, 2, 3, 4])
+def test_sharded_batches_match_the_one_session_answer(package, monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
+                                                      size: int) -> None:
+    """A batch split over single-thread sessions (INT8 on CPU by default, or FER_EDGE_ORT_SHARDS)
+    returns the same logits, in order, as one session; an FP32 package is not sharded by default."""
+    monkeypatch.delenv("FER_EDGE_ORT_SHARDS", raising=False)
+    plain = OnnxRuntimeManager.load(package, threads=2)
+    assert plain.describe()["shards"] == 1
+    monkeypatch.setenv("FER_EDGE_ORT_SHARDS", "3")
+    sharded = OnnxRuntimeManager.load(package, threads=2)
+    assert sharded.describe()["shards"] == 3 and len(sharded.shards) == 3
+    x = batch(size)
+    np.testing.assert_allclose(sharded.infer(x), plain.infer(x), rtol=1e-6, atol=1e-6)
+
+
+def test_int8_packages_on_the_cpu_shard_by_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("FER_EDGE_ORT_SHARDS", raising=False)
+    int8 = make_package(tmp_path, "q", precision="int8")
+    assert OnnxRuntimeManager.load(int8, threads=2).describe()["shards"] == 2
+    assert OnnxRuntimeManager.load(int8, threads=1).describe()["shards"] == 1
+
+
 def test_batches_beyond_max_batch_are_chunked(package) -> None:  # type: ignore[no-untyped-def]
     engine = OnnxRuntimeManager.load(package, threads=1)
     assert engine.max_batch == 4

@@ -10,11 +10,19 @@ the next run took the cores it needed. On the 2-core benchmark machine (under lo
 made full-frame detection + inference of a 640x480 frame 1.6-1.9x faster (p50) and batch-8
 inference alone faster too; batch 1 alone was ~0.1 ms slower, and streams in tracking mode
 were about the same either way (bench/README.md, "Streams").
+
+INT8 packages on the CPU run a batch of two or more faces as shards, one single-thread session
+per intra-op thread, in parallel: ORT's INT8 convolutions barely scale from one intra-op thread to
+two, so two half-batches on one thread each beat one batch on two (measured at batch 8 on 2 cores,
+spinning off: the default INT8 8.60 -> 6.56 ms, faer INT8 11.98 -> 7.04 ms; the FP32 default gains
+nothing, 13.49 vs 13.65 ms). A single face still runs on the full-thread session.
+``FER_EDGE_ORT_SHARDS=N`` sets the shard count for any package (1: off).
 """
 
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -35,6 +43,15 @@ def default_threads() -> int:
 def allow_spinning() -> bool:
     """Whether ORT's intra-op threads spin-wait between runs: only with ``FER_EDGE_ORT_SPINNING=1``."""
     return os.environ.get("FER_EDGE_ORT_SPINNING", "0").strip() == "1"
+
+
+def shard_count(precision: str, threads: int, device: str | None) -> int:
+    """Sessions a batch is split over: ``FER_EDGE_ORT_SHARDS`` when set, else one per thread for
+    INT8 on the CPU (see the module docstring), else 1."""
+    env = os.environ.get("FER_EDGE_ORT_SHARDS", "").strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    return threads if precision == "int8" and (device or "cpu").lower() == "cpu" else 1
 
 
 def providers_for(device: str | None, available: list[str]) -> list[Any]:
@@ -63,17 +80,24 @@ class OnnxRuntimeEngine(Engine):
                                "--onnx-only): ONNX Runtime cannot run it; build its engine on the device with "
                                f"`fer-edge build --model {package.sidecar_path.name} --target tensorrt`")
         super().__init__(package, package.sidecar.batch.max)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or default_threads()
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if allow_spinning() else "0")
+        self.threads = threads or default_threads()
         providers = providers_for(device, ort.get_available_providers())
-        try:
-            self.session = ort.InferenceSession(str(package.model_path), options, providers=providers)
-        except Exception as exc:  # ORT raises its own exception types for unreadable or invalid graphs
-            raise PackageError(f"ONNX Runtime cannot load {package.model_path}: {exc}") from exc
-        self.threads = options.intra_op_num_threads
+
+        def session(intra_op_threads: int) -> Any:
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = intra_op_threads
+            options.inter_op_num_threads = 1
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            options.add_session_config_entry("session.intra_op.allow_spinning", "1" if allow_spinning() else "0")
+            try:
+                return ort.InferenceSession(str(package.model_path), options, providers=providers)
+            except Exception as exc:  # ORT raises its own exception types for unreadable or invalid graphs
+                raise PackageError(f"ONNX Runtime cannot load {package.model_path}: {exc}") from exc
+
+        self.session = session(self.threads)
+        shards = shard_count(package.sidecar.precision, self.threads, device)
+        self.shards = [session(max(1, self.threads // shards)) for _ in range(shards)] if shards > 1 else []
+        self._pool = ThreadPoolExecutor(max_workers=shards - 1) if shards > 1 else None
         self.spinning = allow_spinning()
         self.providers = self.session.get_providers()
         self._check_io()
@@ -98,12 +122,20 @@ class OnnxRuntimeEngine(Engine):
         if isinstance(width, int) and width != len(self.classes):
             raise PackageError(f"{path} outputs {width} logits but its sidecar lists {len(self.classes)} classes")
 
+    def _run(self, session: Any, batch: np.ndarray) -> np.ndarray:
+        return np.asarray(session.run([self._output_name], {self._input_name: batch})[0])
+
     def _infer(self, batch: np.ndarray) -> np.ndarray:
-        return np.asarray(self.session.run([self._output_name], {self._input_name: batch})[0])
+        if self._pool is None or len(batch) < 2:
+            return self._run(self.session, batch)
+        parts = np.array_split(batch, min(len(self.shards), len(batch)))
+        pending = [self._pool.submit(self._run, s, np.ascontiguousarray(p)) for s, p in zip(self.shards[1:], parts[1:])]
+        first = self._run(self.shards[0], np.ascontiguousarray(parts[0]))  # the caller's thread takes a shard too
+        return np.concatenate([first, *(f.result() for f in pending)])
 
     def describe(self) -> dict[str, object]:
         return {**super().describe(), "providers": self.providers, "threads": self.threads,
-                "spinning": self.spinning}
+                "spinning": self.spinning, "shards": max(1, len(self.shards))}
 
 
 @register_backend
