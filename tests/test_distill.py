@@ -64,7 +64,8 @@ def test_a_7_class_teacher_of_an_8_class_student_leaves_contempt_to_the_votes(tm
 
 def test_teacher_once_scores_clean_and_mirrored_faces_and_caches_them(tmp_path: Path) -> None:
     """``--teacher-once``: each face's target is the mean of the mix on the un-augmented face and on its
-    mirror image, whatever augmentation the training dataset has; the cache is reused on resume."""
+    mirror image, whatever augmentation the training dataset has; the cache is reused on resume,
+    but only when it was made with the same teachers."""
     from fer_edge.training.augment import Augment
     from fer_edge.training.datasets import FaceDataset
     from fer_edge.training.readers import Records
@@ -79,11 +80,18 @@ def test_teacher_once_scores_clean_and_mirrored_faces_and_caches_them(tmp_path: 
     clean = torch.stack([FaceDataset(records, images, SPEC)[i][0] for i in range(5)])
     expected = (teacher.mix(clean, torch.from_numpy(votes)) + teacher.mix(clean.flip(-1), torch.from_numpy(votes))) / 2
     dataset = FaceDataset(records, images, SPEC, Augment(erase=1.0), soft_labels=True, seed=1)
-    cache = tmp_path / "run" / "teacher_targets.npy"
+    cache = tmp_path / "run" / "teacher_targets.npz"
     cache.parent.mkdir()
     _fix_targets(dataset, teacher, cache)
     np.testing.assert_allclose(dataset.records.soft, expected.numpy(), atol=1e-6)
     assert not np.allclose(expected.numpy(), votes / votes.sum(1, keepdims=True), atol=1e-3)
-    np.save(cache, np.full((5, 7), 1 / 7, dtype=np.float32))  # a resume reads the cache, it does not re-score
+    uniform = np.full((5, 7), 1 / 7, dtype=np.float32)
+    np.savez(cache, targets=uniform, key=np.asarray(teacher.fingerprint(5)))  # a resume reads the cache
     _fix_targets(dataset, teacher, cache)
     np.testing.assert_allclose(dataset.records.soft, 1 / 7)
+    other = Teacher([str(make_package(tmp_path, "t2", seed=7).sidecar_path)], SPEC, EXPRESSIONS_7, weight=0.5)
+    np.savez(cache, targets=uniform, key=np.asarray(other.fingerprint(5)))  # made with another teacher
+    fresh = FaceDataset(records.subset(np.arange(5)), images, SPEC, soft_labels=True)
+    fresh.records.soft = votes
+    _fix_targets(fresh, teacher, cache)  # a cache keyed to other teachers is scored again, never reused
+    np.testing.assert_allclose(fresh.records.soft, expected.numpy(), atol=1e-6)

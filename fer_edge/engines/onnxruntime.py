@@ -51,7 +51,8 @@ def shard_count(precision: str, threads: int, device: str | None) -> int:
     env = os.environ.get("FER_EDGE_ORT_SHARDS", "").strip()
     if env.isdigit() and int(env) > 0:
         return int(env)
-    return threads if precision == "int8" and (device or "cpu").lower() == "cpu" else 1
+    on_cpu = (device or "cpu").lower().partition(":")[0] == "cpu"  # the device forms providers_for takes
+    return threads if precision == "int8" and on_cpu else 1
 
 
 def providers_for(device: str | None, available: list[str]) -> list[Any]:

@@ -16,6 +16,7 @@ epoch online), so the one-off pass buys a longer schedule for the same CPU time.
 
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
@@ -23,6 +24,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from fer_edge.errors import InvalidInputError
+from fer_edge.fileio import sha256_file
 from fer_edge.package import InputSpec
 from fer_edge.training.datasets import FaceDataset
 
@@ -73,6 +75,12 @@ class Teacher:
             teacher += own / len(self.columns)
         mixed = (1.0 - self.weight) * votes + self.weight * teacher
         return torch.from_numpy(mixed).to(dtype=target.dtype, device=target.device)
+
+    def fingerprint(self, num_faces: int) -> str:
+        """What the one-off targets depend on beyond the faces: each teacher's file content, the
+        weight, the student's class count and the face count (a cache key for ``--teacher-once``)."""
+        files = [sha256_file(engine.package.model_path) for engine in self.engines]
+        return json.dumps({"teachers": files, "weight": self.weight, "classes": self.num_classes, "faces": num_faces})
 
     def targets_once(self, dataset: FaceDataset, batch_size: int = 256) -> np.ndarray:
         """Mixed targets (N, C) for every face of ``dataset``, scored un-augmented and mirrored."""

@@ -108,20 +108,23 @@ def evaluate(model: str | os.PathLike[str], data: str | os.PathLike[str], split:
     to_label_index = np.asarray([classes.index(c) for c in model_classes])  # model class -> label class
     temperature = engine.package.sidecar.temperature
 
+    def scored_logits(scorer: Any, faces: np.ndarray) -> np.ndarray:
+        return _logits(scorer, faces)[:, columns]
+
     def probabilities(scorer: Any, faces: np.ndarray, logits: np.ndarray | None = None) -> np.ndarray:
         side = scorer.package.sidecar
         offset = prior_offset(side, prior_correction)
         offset = None if offset is None else offset[columns]
-        probs = softmax(_logits(scorer, faces)[:, columns] if logits is None else logits, side.temperature, offset)
+        probs = softmax(scored_logits(scorer, faces) if logits is None else logits, side.temperature, offset)
         if flip:  # axis 2 is the width of (N, H, W) and (N, H, W, C) faces alike
-            probs = 0.5 * (probs + softmax(_logits(scorer, np.ascontiguousarray(faces[:, :, ::-1]))[:, columns],
+            probs = 0.5 * (probs + softmax(scored_logits(scorer, np.ascontiguousarray(faces[:, :, ::-1])),
                                            side.temperature, offset))
         return probs
 
     def predictions(faces: np.ndarray) -> np.ndarray:
         return to_label_index[probabilities(engine, faces).argmax(axis=1)]
 
-    logits = _logits(engine, images)[:, columns]
+    logits = scored_logits(engine, images)
     scored = probabilities(engine, images, logits)
     predicted = to_label_index[scored.argmax(axis=1)]
     report = classification_report(records.labels, predicted, classes)

@@ -134,13 +134,17 @@ def _load_data(cfg: TrainConfig, spec: InputSpec, augment: Any) -> tuple[SplitDa
 
 
 def _fix_targets(dataset: FaceDataset, teacher: Any, cache: Path) -> None:
-    """Replace the dataset's targets with the teachers' one-off mix, cached in the run folder for resumes
-    (the resume check has already matched the teacher settings the cache was made with)."""
-    targets = np.load(cache) if cache.is_file() else None
-    if targets is None or len(targets) != len(dataset):
+    """Replace the dataset's targets with the teachers' one-off mix, cached in the run folder for resumes;
+    the cache is used only when its key (teacher files, weight, classes, face count) matches."""
+    key = teacher.fingerprint(len(dataset))
+    targets = None
+    if cache.is_file():
+        with np.load(cache) as saved:
+            targets = saved["targets"] if str(saved["key"]) == key else None
+    if targets is None:
         targets = teacher.targets_once(dataset)
         with atomic_write(cache) as handle:
-            np.save(handle, targets)
+            np.savez(handle, targets=targets, key=np.asarray(key))
     dataset.records.soft, dataset.soft_labels = targets, True
 
 
@@ -214,7 +218,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
 
         teacher = Teacher(cfg.teacher, spec, tuple(meta["classes"]), cfg.teacher_weight)
         if cfg.teacher_once:
-            _fix_targets(train_data.dataset, teacher, out / "teacher_targets.npy")
+            _fix_targets(train_data.dataset, teacher, out / "teacher_targets.npz")
             teacher = None
     for epoch in range(start, end):
         torch.manual_seed(cfg.seed * 100003 + epoch)  # dropout etc.: a function of the epoch, for resume
