@@ -4,13 +4,15 @@
 # the final numbers). One thread per run, so two runs share the 2-core machine.
 # Usage: tools/train_zoo_edge.sh [MODEL:EPOCHS ...]   (default: all four at the card's epochs;
 #        re-running resumes each run from runs/zoo_<id>/last.pt)
-# FER_EDGE_TEACHER=PACKAGE distils from a trained model (soft targets mixed 50/50 with the votes).
+# FER_EDGE_TEACHER="PACKAGE [PACKAGE ...]" distils from a trained model or the mean of several (soft
+# targets mixed 50/50 with the votes); FER_EDGE_TEACHER_ONCE=1 scores each face once (--teacher-once).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FERPLUS=${FER_EDGE_FERPLUS:-../shared/data/ferplus}
 RUNS=${*:-han_pff:20 simam_resnet:20 local_joint:25 faer:18}
 TEACHER=()
-[ -n "${FER_EDGE_TEACHER:-}" ] && TEACHER=(--teacher "$FER_EDGE_TEACHER")
+for package in ${FER_EDGE_TEACHER:-}; do TEACHER+=(--teacher "$package"); done
+[ -n "${FER_EDGE_TEACHER_ONCE:-}" ] && TEACHER+=(--teacher-once)
 for run in $RUNS; do
   model=${run%%:*} epochs=${run##*:}
   fer-edge train --model "$model" --variant edge --data "$FERPLUS" --in-size 48 --epochs "$epochs" \

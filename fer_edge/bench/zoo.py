@@ -57,7 +57,9 @@ def zoo_package(model_id: str, variant: str = "edge", in_size: tuple[int, int] |
                                 "build a TensorRT engine with `fer-edge build --target tensorrt` and bench that "
                                 "package")
     height, width = in_size or default_size(model_id, variant)
-    path = (folder or bench_cache()) / f"{model_id}_{variant}_{height}x{width}_{precision}.onnx"
+    from fer_edge.builder.export import EXPORT_REVISION
+
+    path = (folder or bench_cache()) / f"{model_id}_{variant}_{height}x{width}_{precision}_r{EXPORT_REVISION}.onnx"
     if path.with_suffix(".json").is_file():
         try:
             return load_package(path)

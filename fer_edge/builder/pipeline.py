@@ -224,6 +224,12 @@ def build(model: str, precision: str = "fp32", target: str | None = None, out: s
             out_path = Path(out).with_suffix(".onnx") if out else Path(f"{source.model_id}_{precision}_tensorrt.onnx")
         exported = None
         portable = source.onnx_model
+        if portable is not None:
+            from fer_edge.builder.fold import fold_checked
+
+            portable, folded = fold_checked(portable, calib.parity_faces(source.spec)[0])
+            if folded:
+                say(f"      folded {folded} space-to-depth stem(s) into a stride-2 conv (exact; checked on faces)")
         if source.torch_model is not None:
             from fer_edge.builder.export import export_model
 
