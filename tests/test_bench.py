@@ -24,6 +24,7 @@ from fer_edge.bench import (
 )
 from fer_edge.bench.e2e import STAGES
 from fer_edge.bench.stats import current_rss_mb, device_memory_used_mb, peak_rss_mb
+from fer_edge.builder.export import EXPORT_REVISION
 from fer_edge.cli import main
 from fer_edge.engines import get_backend
 from fer_edge.errors import BackendUnavailableError, ImageReadError, InvalidInputError
@@ -102,7 +103,7 @@ def test_benchmark_zoo_id_builds_a_cached_package(tmp_path: Path, monkeypatch: p
     result = benchmark("simam_resnet", precision="fp32", in_size=(32, 32), batches=(2,), warmup=0, iters=2)
     assert (result.model_id, result.variant, result.input_size, result.precision) == ("simam_resnet", "edge", (32, 32),
                                                                                        "fp32")
-    cached = tmp_path / "bench" / "simam_resnet_edge_32x32_fp32.json"
+    cached = tmp_path / "bench" / f"simam_resnet_edge_32x32_fp32_r{EXPORT_REVISION}.json"
     assert cached.is_file() and "untrained" in json.loads(cached.read_text())["training"]["weights"]
     again = benchmark("simam_resnet", precision="fp32", in_size=(32, 32), batches=(1,), warmup=0, iters=1)
     assert again.engine["file"] == result.engine["file"]  # reused, not rebuilt

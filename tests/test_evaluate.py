@@ -138,6 +138,22 @@ def test_eval_under_the_authors_protocol_scores_a_7_class_model_over_8_emotions(
     assert report["protocol"] == "ferplus_authors"
 
 
+def test_a_7_class_model_under_the_authors_protocol_records_under_that_protocols_key(tmp_path: Path) -> None:
+    """Its contempt faces count against it, as in the papers: the entry is ``ferplus_authors``, not a
+    7-class subset's (it once landed under ``ferplus_authors_7class`` and the card lost its number)."""
+    from test_datasets import _ferplus
+    from tiny_package import make_package
+
+    from fer_edge.package import load_package
+    from fer_edge.training.evaluate import record_in_sidecar
+
+    package = make_package(tmp_path / "pkg")
+    report = evaluate(package.sidecar_path, _ferplus(tmp_path / "fp"), split="val", protocol="authors")
+    assert report["classes_scored"] is None
+    record_in_sidecar(report)
+    assert set(load_package(package.sidecar_path).sidecar.metrics) == {"ferplus_authors/val"}
+
+
 def test_holdout_split_is_the_slice_training_kept_out_and_a_fitted_temperature_is_recorded(
         ferplus_dir: Path, tmp_path: Path) -> None:
     """``--split holdout`` reads the faces ``fer-edge train --holdout`` selected checkpoints on (both

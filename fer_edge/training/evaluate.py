@@ -104,8 +104,8 @@ def evaluate(model: str | os.PathLike[str], data: str | os.PathLike[str], split:
         records, images = records.subset(held_out), images[held_out]
     if (records.labels < 0).all():
         raise DatasetError(f"{records.source} has no expression labels (a {records.format} dataset)")
-    classes = tuple(records.classes)
-    to_label_index = np.asarray([classes.index(c) for c in model_classes])  # model class -> label class
+    label_classes = tuple(records.classes)
+    to_label_index = np.asarray([label_classes.index(c) for c in model_classes])  # model class -> label class
     temperature = engine.package.sidecar.temperature
 
     def scored_logits(scorer: Any, faces: np.ndarray) -> np.ndarray:
@@ -127,19 +127,19 @@ def evaluate(model: str | os.PathLike[str], data: str | os.PathLike[str], split:
     logits = scored_logits(engine, images)
     scored = probabilities(engine, images, logits)
     predicted = to_label_index[scored.argmax(axis=1)]
-    report = classification_report(records.labels, predicted, classes)
+    report = classification_report(records.labels, predicted, label_classes)
     confidence = scored.max(axis=1)
     report["temperature"] = temperature
     report["prior_correction"] = prior_correction
     report["flip"] = flip
-    report["classes_scored"] = None if classes is None else list(model_classes)
+    report["classes_scored"] = None if len(columns) == len(engine.classes) else list(model_classes)
     report["ece"] = calibration_gap(confidence, predicted == records.labels)
     if temperature != 1.0:
         report["ece_uncalibrated"] = calibration_gap(softmax(logits).max(axis=1), predicted == records.labels)
     if fit:
-        if tuple(classes) != model_classes:
+        if label_classes != model_classes:
             raise DatasetError(f"a temperature is fitted on labels over the model's own classes {model_classes}, "
-                               f"not {classes} (use the majority protocol or the holdout split)")
+                               f"not {label_classes} (use the majority protocol or the holdout split)")
         fitted = fit_temperature(logits, records.labels)
         report["temperature_fit"] = {
             "temperature": fitted, "split": split, "num_images": len(records),
