@@ -13,6 +13,7 @@ from fer_edge.builder import calibration
 from fer_edge.builder.export import export_model
 from fer_edge.builder.quantize import op_groups, predict, quantize_int8
 from fer_edge.builder.surgery import region_nodes
+from fer_edge.engines.onnxruntime import default_threads, shard_count
 from fer_edge.errors import ExportError
 from fer_edge.models import create_model
 from fer_edge.package import BatchRange, InputSpec
@@ -121,11 +122,12 @@ def test_measured_selection_keeps_its_float_groups_float_and_records_why(tmp_pat
     quant = quantize_int8(portable, calib, method="minmax", target="onnxruntime", batch=4)
     record = quant.selection
     assert record is not None and record["batch"] == 4
+    assert record["int8_shards"] == shard_count("int8", default_threads(), "cpu")  # timed as the engine runs it
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     onnx.save(portable, str(tmp_path / "fp32.onnx"))  # the graph the groups are read from: constants folded
     quant_pre_process(str(tmp_path / "fp32.onnx"), str(tmp_path / "pre.onnx"), skip_symbolic_shape=False)
-    groups = op_groups(onnx.load(str(tmp_path / "pre.onnx")), ["Conv", "Gemm", "MatMul"])
+    groups = op_groups(onnx.load(str(tmp_path / "pre.onnx")), ["Conv", "Gemm", "MatMul"])  # Relu is no group
     assert set(record["groups"]) == set(groups) >= {"Conv_depthwise", "Conv_1x1", "Conv_kxk", "Gemm", "Conv_narrow_input"}
     assert set(record["trial_ratio_vs_current"]) == set(groups)  # every group was timed
     assert set(record["float_op_groups"]) <= set(groups)
@@ -138,3 +140,31 @@ def test_measured_selection_keeps_its_float_groups_float_and_records_why(tmp_pat
         assert int8_weights, f"{group}: its nodes are missing from the quantized graph"
         assert not any(int8_weights) if group in record["float_op_groups"] else all(int8_weights), group
     assert np.isfinite(predict(quant.model, calib[:4])).all()
+
+
+def test_conv_relu_pairs_become_one_int8_conv_in_onnx_runtime(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The ONNX Runtime flavour quantizes Relu as a removable activation: each Conv -> Relu takes the
+    Relu output's scale and ORT runs the pair as one QLinearConv. Before, every pair left a
+    DequantizeLinear -> QuantizeLinear requantisation of the conv output in the optimised graph."""
+    import onnxruntime as ort
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(16, 16, 3, padding=1),
+                              torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(16, 7))
+    torch.onnx.export(net.eval(), torch.zeros(1, 3, 16, 16), str(tmp_path / "fp32.onnx"), input_names=["input"],
+                      output_names=["logits"], dynamic_axes={"input": {0: "n"}}, opset_version=17, dynamo=False)
+    calib = np.random.default_rng(0).standard_normal((16, 3, 16, 16)).astype(np.float32)
+    quant = quantize_int8(onnx.load(str(tmp_path / "fp32.onnx")), calib, method="minmax", target="onnxruntime",
+                          select_ops=False)
+    assert not [n for n in quant.model.graph.node if n.op_type == "Relu"]
+    onnx.save(quant.model, str(tmp_path / "int8.onnx"))
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    ort.InferenceSession(str(tmp_path / "int8.onnx"), options, providers=["CPUExecutionProvider"])
+    optimized = onnx.load(str(tmp_path / "optimized.onnx")).graph.node
+    producer = {out: n.op_type for n in optimized for out in n.output}
+    assert [n.op_type for n in optimized].count("QLinearConv") == 2
+    assert not [n for n in optimized if n.op_type == "QuantizeLinear" and producer.get(n.input[0]) == "DequantizeLinear"]
+    reference = predict(onnx.load(str(tmp_path / "fp32.onnx")), calib)
+    assert np.abs(predict(quant.model, calib) - reference).max() < 0.1 * np.abs(reference).max()

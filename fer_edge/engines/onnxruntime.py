@@ -22,7 +22,8 @@ nothing, 13.49 vs 13.65 ms). A single face still runs on the full-thread session
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -55,6 +56,30 @@ def shard_count(precision: str, threads: int, device: str | None) -> int:
     return threads if precision == "int8" and on_cpu else 1
 
 
+def cpu_session(model: str | bytes, threads: int, providers: Sequence[Any] = ("CPUExecutionProvider",)) -> Any:
+    """An ``InferenceSession`` of ``model`` (a path or serialized bytes) set up as every fer_edge engine
+    runs one: ``threads`` intra-op threads, one inter-op thread, all graph optimisations, spinning per
+    :func:`allow_spinning`. The INT8 build times its candidates through it, so it measures what runs."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if allow_spinning() else "0")
+    return ort.InferenceSession(model, options, providers=list(providers))
+
+
+def run_in_shards(run: Callable[[Any, np.ndarray], np.ndarray], sessions: Sequence[Any], pool: Executor,
+                  batch: np.ndarray) -> np.ndarray:
+    """``batch`` split over ``sessions`` in parallel (the caller's thread takes the first part; ``pool``
+    the others), the outputs concatenated in order."""
+    parts = np.array_split(batch, min(len(sessions), len(batch)))
+    pending = [pool.submit(run, s, np.ascontiguousarray(p)) for s, p in zip(sessions[1:], parts[1:])]
+    first = run(sessions[0], np.ascontiguousarray(parts[0]))
+    return np.concatenate([first, *(f.result() for f in pending)])
+
+
 def providers_for(device: str | None, available: list[str]) -> list[Any]:
     """ORT providers for ``device`` ("cpu", "cuda[:N]", "tensorrt[:N]"), CPU always last as fallback."""
     kind, _, index = (device or "cpu").lower().partition(":")
@@ -85,13 +110,8 @@ class OnnxRuntimeEngine(Engine):
         providers = providers_for(device, ort.get_available_providers())
 
         def session(intra_op_threads: int) -> Any:
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = intra_op_threads
-            options.inter_op_num_threads = 1
-            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            options.add_session_config_entry("session.intra_op.allow_spinning", "1" if allow_spinning() else "0")
             try:
-                return ort.InferenceSession(str(package.model_path), options, providers=providers)
+                return cpu_session(str(package.model_path), intra_op_threads, providers)
             except Exception as exc:  # ORT raises its own exception types for unreadable or invalid graphs
                 raise PackageError(f"ONNX Runtime cannot load {package.model_path}: {exc}") from exc
 
@@ -129,10 +149,7 @@ class OnnxRuntimeEngine(Engine):
     def _infer(self, batch: np.ndarray) -> np.ndarray:
         if self._pool is None or len(batch) < 2:
             return self._run(self.session, batch)
-        parts = np.array_split(batch, min(len(self.shards), len(batch)))
-        pending = [self._pool.submit(self._run, s, np.ascontiguousarray(p)) for s, p in zip(self.shards[1:], parts[1:])]
-        first = self._run(self.shards[0], np.ascontiguousarray(parts[0]))  # the caller's thread takes a shard too
-        return np.concatenate([first, *(f.result() for f in pending)])
+        return run_in_shards(self._run, self.shards, self._pool, batch)
 
     def describe(self) -> dict[str, object]:
         return {**super().describe(), "providers": self.providers, "threads": self.threads,
