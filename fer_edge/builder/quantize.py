@@ -130,12 +130,12 @@ def op_groups(model: Any, op_types: Sequence[str]) -> dict[str, list[str]]:
 
 
 def latency_ms(models: Sequence[Any], probe: np.ndarray, input_name: str = "input", threads: int | None = None,
-               shards: int = 1, rounds: int = 7, iters: int = 8) -> list[float]:
+               shards: int | Sequence[int] = 1, rounds: int = 7, iters: int = 8) -> list[float]:
     """Best-of-rounds latency (ms per run on ``probe``) of each model, timed interleaved.
 
     Each model runs as ``OnnxRuntimeEngine`` runs it: one session of ``threads`` intra-op threads,
-    or with ``shards`` > 1 the batch split over that many sessions of ``threads // shards`` threads
-    in parallel (the engine's INT8 form). Interleaving the candidates round by round makes their
+    or with ``shards`` > 1 (one count for all models, or one per model) the batch split over that
+    many sessions of ``threads // shards`` threads in parallel (the engine's INT8 form). Interleaving the candidates round by round makes their
     *ratio* robust to load that comes and goes; the absolute numbers are only as good as the
     machine is quiet.
     """
@@ -149,8 +149,9 @@ def latency_ms(models: Sequence[Any], probe: np.ndarray, input_name: str = "inpu
     def run(session: Any, batch: np.ndarray) -> np.ndarray:
         return session.run(None, {input_name: batch})[0]
 
-    engines = [[cpu_session(m.SerializeToString(), max(1, threads // shards)) for _ in range(shards)] for m in models]
-    with ThreadPoolExecutor(max_workers=max(1, shards - 1)) as pool:
+    counts = [shards] * len(models) if isinstance(shards, int) else list(shards)
+    engines = [[cpu_session(m.SerializeToString(), max(1, threads // n)) for _ in range(n)] for m, n in zip(models, counts)]
+    with ThreadPoolExecutor(max_workers=max(1, max(counts, default=1) - 1)) as pool:
         for sessions in engines:
             for _ in range(3):
                 run_in_shards(run, sessions, pool, feed)
@@ -191,8 +192,10 @@ def keep_fast_groups(pre: Path, fp32: Any, int8: Any, tensors: np.ndarray, input
     def int8_ms(*models: Any) -> list[float]:
         return latency_ms(models, probe, input_name, shards=shards)
 
-    fp32_ms = latency_ms([fp32], probe, input_name)[0]
-    current_ms = int8_ms(int8)[0]
+    def fp32_and_int8_ms(int8_model: Any) -> list[float]:  # interleaved, each in its engine's form
+        return latency_ms([fp32, int8_model], probe, input_name, shards=(1, shards))
+
+    fp32_ms, current_ms = fp32_and_int8_ms(int8)
     trials: dict[str, float] = {}
     kept: list[str] = []
 
@@ -217,7 +220,7 @@ def keep_fast_groups(pre: Path, fp32: Any, int8: Any, tensors: np.ndarray, input
             trial = variant(kept + [group])
             scored.append((float((predict(trial, tensors, input_name).argmax(1) == reference).mean()), group, trial))
         best_agreement, group, trial = max(scored, key=lambda item: item[0])
-        trial_ms, fp32_now = int8_ms(trial)[0], latency_ms([fp32], probe, input_name)[0]
+        fp32_now, trial_ms = fp32_and_int8_ms(trial)
         if best_agreement < agreement + 0.005 or trial_ms >= fp32_now:
             break
         kept.append(group)
