@@ -127,6 +127,33 @@ def test_resume_with_other_settings_is_refused(ferplus_dir: Path, tmp_path: Path
         train(TrainConfig(**common, epochs=3, resume=True))
 
 
+def test_init_fine_tunes_the_shipped_weights(ferplus_dir: Path, tmp_path: Path) -> None:
+    """``init`` starts from trained weights: at a negligible learning rate the run ends where the shipped
+    simam_resnet is (its parameters, and its accuracy on real valid faces), far above a random start."""
+    from fer_edge.models.pretrained import pretrained_checkpoint
+
+    os.environ["FER_EDGE_HOME"] = str(tmp_path / "home")
+    data = _ferplus_slice(ferplus_dir, tmp_path / "ferplus", 64, 300)
+    train(TrainConfig(model="simam_resnet", data=str(data), in_size=48, epochs=1, batch_size=32, lr=1e-9,
+                      recipe="fast", soft_labels=True, threads=1, progress=False, init="simam_resnet",
+                      out=str(tmp_path / "run")))
+    tuned = read_checkpoint(tmp_path / "run" / "last.pt")
+    shipped = pretrained_checkpoint("simam_resnet")["state_dict"]
+    model, _ = load_checkpoint(tmp_path / "run" / "last.pt")
+    for name, _param in model.named_parameters():
+        torch.testing.assert_close(tuned["state_dict"][name], shipped[name].float(), atol=1e-5, rtol=0)
+    assert tuned["metrics"]["val_accuracy"] > 0.75, tuned["metrics"]
+
+
+def test_init_with_weights_of_another_model_is_refused(trained: tuple[Path, Path], tmp_path: Path) -> None:
+    from fer_edge.errors import InvalidInputError
+
+    data, run = trained
+    with pytest.raises(InvalidInputError, match="model_id"):
+        train(TrainConfig(model="local_joint", data=str(data), in_size=48, epochs=1, recipe="fast", threads=1,
+                          progress=False, init=str(run / "best.pt"), out=str(tmp_path / "run")))
+
+
 def test_torchrun_two_gloo_processes(tmp_path: Path) -> None:
     import cv2
 

@@ -90,6 +90,17 @@ def test_similarity_transform_recovers_a_known_transform() -> None:
     assert np.allclose(matrix[:, 2], shift, atol=1e-9)
 
 
+def test_similarity_transform_is_the_least_squares_fit_of_noisy_points() -> None:
+    """On points no similarity maps exactly, the fit equals a plain linear least-squares solve of the four
+    unknowns (a, b, tx, ty) of [[a, -b, tx], [b, a, ty]]: the closed form is the optimum, not an approximation."""
+    rng = np.random.default_rng(3)
+    src = TEMPLATES["fer2013"] * 120 + rng.normal(0, 4, (5, 2))
+    dst = rng.normal(0, 30, (5, 2)) + src @ np.array([[0.8, -0.5], [0.5, 0.8]]).T
+    rows = [[x, -y, 1, 0] for x, y in src] + [[y, x, 0, 1] for x, y in src]
+    (a, b, tx, ty), *_ = np.linalg.lstsq(np.asarray(rows), np.concatenate([dst[:, 0], dst[:, 1]]), rcond=None)
+    np.testing.assert_allclose(similarity_transform(src, dst), [[a, -b, tx], [b, a, ty]], atol=1e-9)
+
+
 def test_align_puts_landmarks_on_the_template(detector: YuNetDetector, astronaut: np.ndarray) -> None:
     face = detector.detect(astronaut)[0]
     crop = align_face(astronaut, face.landmarks, (64, 56))

@@ -6,6 +6,8 @@
 #        re-running resumes each run from runs/zoo_<id>/last.pt)
 # FER_EDGE_TEACHER="PACKAGE [PACKAGE ...]" distils from a trained model or the mean of several (soft
 # targets mixed 50/50 with the votes); FER_EDGE_TEACHER_ONCE=1 scores each face once (--teacher-once).
+# FER_EDGE_FINETUNE_LR=LR fine-tunes the shipped weights of each model (--init ID --lr LR) into
+# runs/zoo_<id>_finetune instead of training from random weights.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FERPLUS=${FER_EDGE_FERPLUS:-../shared/data/ferplus}
@@ -14,8 +16,11 @@ TEACHER=()
 for package in ${FER_EDGE_TEACHER:-}; do TEACHER+=(--teacher "$package"); done
 [ -n "${FER_EDGE_TEACHER_ONCE:-}" ] && TEACHER+=(--teacher-once)
 for run in $RUNS; do
-  model=${run%%:*} epochs=${run##*:}
+  model=${run%%:*} epochs=${run##*:} out=runs/zoo_$model start=()
+  if [ -n "${FER_EDGE_FINETUNE_LR:-}" ]; then
+    out=runs/zoo_${model}_finetune start=(--init "$model" --lr "$FER_EDGE_FINETUNE_LR")
+  fi
   fer-edge train --model "$model" --variant edge --data "$FERPLUS" --in-size 48 --epochs "$epochs" \
     --batch-size 64 --recipe fast --soft-labels --amp bf16 --threads 1 --seed 0 --holdout 0.1 \
-    --out "runs/zoo_$model" --resume --no-progress "${TEACHER[@]}"
+    --out "$out" --resume --no-progress "${TEACHER[@]}" "${start[@]}"
 done

@@ -17,6 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--teacher-once", action="store_true",
                         help="score each training face once (clean and mirrored) before training, not every "
                              "augmented batch: several times cheaper with an ensemble of teachers")
+    parser.add_argument("--init", metavar="MODEL",
+                        help="fine-tune: start from these trained weights (a shipped model id or a checkpoint)")
     parser.add_argument("--holdout", type=float, default=0.0,
                         help="choose checkpoints on this fraction held out of the training split (e.g. 0.1), "
                              "keeping the validation split for final numbers only")
@@ -51,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
                       threads=args.threads, workers=args.workers, amp=args.amp, limit=args.limit,
                       stop_after=args.stop_after, progress=not args.no_progress,
                       holdout=args.holdout, teacher=args.teacher, teacher_weight=args.teacher_weight,
-                      teacher_once=args.teacher_once)
+                      teacher_once=args.teacher_once, init=args.init)
     train(cfg)
     print(f"checkpoints in {args.out}: best.pt (best validation accuracy), last.pt (resume with --resume)")
     print(f"next: fer-edge eval --model {args.out}/best.pt --data {args.val_data or args.data}")

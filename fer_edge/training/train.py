@@ -31,7 +31,7 @@ from fer_edge.training.presets import TrainObjective, build_optimizer, build_sch
 
 RESUMABLE = ("model", "variant", "data", "val_data", "epochs", "batch_size", "lr", "in_size", "num_classes",
              "recipe", "soft_labels", "balanced", "seed", "limit", "holdout", "teacher", "teacher_weight",
-             "teacher_once")
+             "teacher_once", "init")
 
 
 @dataclass
@@ -61,6 +61,7 @@ class TrainConfig:
     teacher: list[str] = field(default_factory=list)  # trained models whose probabilities join the targets
     teacher_weight: float = 0.5
     teacher_once: bool = False  # score each training face once (clean + mirrored), not every augmented batch
+    init: str | None = None  # start from these trained weights (a shipped model id or a checkpoint): fine-tuning
     stop_after: int | None = None  # train at most N epochs in this session, then return (resume later)
     progress: bool = True
     history: list[dict[str, Any]] = field(default_factory=list)
@@ -148,6 +149,23 @@ def _fix_targets(dataset: FaceDataset, teacher: Any, cache: Path) -> None:
     dataset.records.soft, dataset.soft_labels = targets, True
 
 
+def _initial_weights(init: str, model: torch.nn.Module, cfg: TrainConfig) -> None:
+    """Load ``init`` (the id of a model whose weights ship, or a checkpoint path) into ``model``: a run
+    that fine-tunes trained weights instead of starting from random ones. The weights must be of the
+    same architecture, variant and class count, else a typed error says which differs."""
+    if Path(init).is_file():
+        state = read_checkpoint(init)
+    else:
+        from fer_edge.models.pretrained import pretrained_checkpoint
+
+        state = pretrained_checkpoint(init, cfg.variant)
+    wanted = {"model_id": cfg.model, "variant": cfg.variant, "num_classes": cfg.num_classes}
+    differs = {k: (state.get(k), v) for k, v in wanted.items() if state.get(k) != v}
+    if differs:
+        raise InvalidInputError(f"--init {init} holds other weights than this run trains {differs} (init, run)")
+    model.load_state_dict({k: v.float() for k, v in state["state_dict"].items()})
+
+
 def _loss_state(objective: TrainObjective) -> dict[str, torch.Tensor]:
     """The objective's own state (center-loss centers), without the model weights saved beside it."""
     return {k: v for k, v in objective.state_dict().items() if not k.startswith("model.")}
@@ -198,6 +216,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         scheduler.load_state_dict(resume_state["scheduler"])
         torch.set_rng_state(resume_state["rng"]["torch"])
         start, best, history = resume_state["epoch"], resume_state["best_accuracy"], resume_state["history"]
+    elif cfg.init:
+        _initial_weights(cfg.init, objective.model, cfg)
     runner: torch.nn.Module = objective
     if world > 1:
         runner = torch.nn.parallel.DistributedDataParallel(
