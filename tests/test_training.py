@@ -143,6 +143,10 @@ def test_init_fine_tunes_the_shipped_weights(ferplus_dir: Path, tmp_path: Path) 
     for name, _param in model.named_parameters():
         torch.testing.assert_close(tuned["state_dict"][name], shipped[name].float(), atol=1e-5, rtol=0)
     assert tuned["metrics"]["val_accuracy"] > 0.75, tuned["metrics"]
+    parent = pretrained_checkpoint("simam_resnet")
+    origin = tuned["training"]["initialised_from"]
+    assert origin["weights"] == "simam_resnet" and origin["epoch"] == parent["epoch"]
+    assert origin["config"] == parent["training"]["config"]
 
 
 def test_init_with_weights_of_another_model_is_refused(trained: tuple[Path, Path], tmp_path: Path) -> None:

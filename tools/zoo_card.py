@@ -28,6 +28,13 @@ def _metrics(stem: str) -> dict[str, Any]:
     return load_package(SHIPPED_MODELS_DIR / f"{stem}.json", verify=False).sidecar.metrics
 
 
+def _epochs(training: dict[str, Any]) -> str:
+    """``best/scheduled`` epochs of the shipped run, after those of the weights it fine-tuned (if any)."""
+    own = f"{training.get('epoch')}/{training['config']['epochs']}"
+    parent = training.get("initialised_from")
+    return own if not parent else f"{_epochs({'epoch': parent['epoch'], **parent})} + {own}"
+
+
 def main() -> None:
     latency = json.loads(Path(sys.argv[1]).read_text()) if len(sys.argv) > 1 else {}
     print("| model | params (M) | GMACs | epochs | FP32 strict | FP32 authors | INT8 strict | INT8 authors "
@@ -45,7 +52,7 @@ def main() -> None:
         speed = f"{ms['fp32']:.2f} / {ms['int8']:.2f}" if ms else "-"
         agree = strict8.get("agreement", {}).get("fraction")
         print(f"| `{model_id}` ({variant}, {size[0]}x{size[1]}) | {count_params(model) / 1e6:.2f} "
-              f"| {count_macs(model, size) / 1e9:.3f} | {side.training.get('epoch')}/{side.training['config']['epochs']} "
+              f"| {count_macs(model, size) / 1e9:.3f} | {_epochs(side.training)} "
               f"| **{_pct(strict32['accuracy'])}** | {_pct(fp32['ferplus_authors/val']['accuracy'])} "
               f"| {_pct(strict8['accuracy'])} | {_pct(int8['ferplus_authors/val']['accuracy'])} "
               f"| {_pct(agree) if agree is not None else '-'} | {_pct(strict32['macro_f1'])} "

@@ -149,10 +149,12 @@ def _fix_targets(dataset: FaceDataset, teacher: Any, cache: Path) -> None:
     dataset.records.soft, dataset.soft_labels = targets, True
 
 
-def _initial_weights(init: str, model: torch.nn.Module, cfg: TrainConfig) -> None:
+def _initial_weights(init: str, model: torch.nn.Module, cfg: TrainConfig) -> dict[str, Any]:
     """Load ``init`` (the id of a model whose weights ship, or a checkpoint path) into ``model``: a run
     that fine-tunes trained weights instead of starting from random ones. The weights must be of the
-    same architecture, variant and class count, else a typed error says which differs."""
+    same architecture, variant and class count, else a typed error says which differs. Returns their
+    provenance (best epoch, training config, and their own ``initialised_from``), which the run's
+    checkpoints keep: the shipped file an id names is replaced when the fine-tuned weights ship."""
     if Path(init).is_file():
         state = read_checkpoint(init)
     else:
@@ -164,6 +166,9 @@ def _initial_weights(init: str, model: torch.nn.Module, cfg: TrainConfig) -> Non
     if differs:
         raise InvalidInputError(f"--init {init} holds other weights than this run trains {differs} (init, run)")
     model.load_state_dict({k: v.float() for k, v in state["state_dict"].items()})
+    parent = state.get("training") or {}
+    return {"weights": init, "epoch": state.get("epoch"), "config": parent.get("config"),
+            "initialised_from": parent.get("initialised_from")}
 
 
 def _loss_state(objective: TrainObjective) -> dict[str, torch.Tensor]:
@@ -209,6 +214,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     optimizer = build_optimizer(objective, recipe)
     scheduler, per_step = build_scheduler(optimizer, recipe, cfg.epochs, len(loader))
     start, best, history = 0, -1.0, []
+    initialised_from = None
     if resume_state is not None:
         objective.model.load_state_dict(resume_state["state_dict"])
         objective.load_state_dict(resume_state["objective"], strict=False)
@@ -216,8 +222,9 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         scheduler.load_state_dict(resume_state["scheduler"])
         torch.set_rng_state(resume_state["rng"]["torch"])
         start, best, history = resume_state["epoch"], resume_state["best_accuracy"], resume_state["history"]
+        initialised_from = resume_state["training"].get("initialised_from")
     elif cfg.init:
-        _initial_weights(cfg.init, objective.model, cfg)
+        initialised_from = _initial_weights(cfg.init, objective.model, cfg)
     runner: torch.nn.Module = objective
     if world > 1:
         runner = torch.nn.parallel.DistributedDataParallel(
@@ -228,7 +235,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                      "command": " ".join(sys.argv), "train_images": len(train_data.records),
                      "class_prior": class_prior(train_data.records, cfg.soft_labels,
                                                 sampler.probs if cfg.balanced else None),
-                     "val_images": len(val_data.records), "val_dropped": val_data.records.dropped}
+                     "val_images": len(val_data.records), "val_dropped": val_data.records.dropped,
+                     "initialised_from": initialised_from}
     end = cfg.epochs if cfg.stop_after is None else min(cfg.epochs, start + cfg.stop_after)
     row: dict[str, Any] = history[-1] if history else {}
     autocast = _autocast(device, cfg.amp)
