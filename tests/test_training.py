@@ -158,6 +158,39 @@ def test_init_with_weights_of_another_model_is_refused(trained: tuple[Path, Path
                           progress=False, init=str(run / "best.pt"), out=str(tmp_path / "run")))
 
 
+def test_weight_average_recomputes_batch_norm_and_scores_the_held_out_faces(trained: tuple[Path, Path],
+                                                                            tmp_path: Path) -> None:
+    """The soup's weights are the mean of its sources'; its first batch norm's running mean is the mean of
+    that layer's input over the kept (not held-out) training faces; its held-out accuracy is reproducible."""
+    from fer_edge.training.averaging import average_checkpoints
+    from fer_edge.training.datasets import FaceDataset, holdout_indices
+
+    data, run = trained
+    sources = [run / "last.pt", tmp_path / "other.pt"]
+    raw = read_checkpoint(run / "last.pt")
+    torch.save({**raw, "state_dict": {k: v + 0.01 if v.is_floating_point() else v
+                                      for k, v in raw["state_dict"].items()}}, sources[1])
+    metrics = average_checkpoints([str(p) for p in sources], tmp_path / "soup.pt", str(data), holdout=0.1, seed=0,
+                                  batch_size=1350)
+    soup, meta = load_checkpoint(tmp_path / "soup.pt")
+    for name, param in soup.named_parameters():
+        torch.testing.assert_close(param.detach(), raw["state_dict"][name] + 0.005, atol=1e-6, rtol=0)
+    train_split = load_split(data, "train", meta["input_spec"], meta["num_classes"])
+    held, kept = holdout_indices(len(train_split.records), 0, 0.1)
+    norm = next(m for m in soup.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    seen: list[torch.Tensor] = []
+    hook = norm.register_forward_hook(lambda _m, inputs, _out: seen.append(inputs[0].mean(dim=(0, 2, 3))))
+    kept_faces = FaceDataset(train_split.records.subset(kept), train_split.images[kept], meta["input_spec"])
+    predict(soup, kept_faces, batch_size=len(kept))
+    hook.remove()
+    torch.testing.assert_close(norm.running_mean, seen[0], atol=1e-4, rtol=1e-4)
+    held_faces = FaceDataset(train_split.records.subset(held), train_split.images[held], meta["input_spec"])
+    accuracy = float((predict(soup, held_faces).argmax(axis=1) == held_faces.records.labels).mean())
+    assert metrics["val_accuracy"] == pytest.approx(accuracy) and metrics["val_images"] == len(held)
+    assert [p["weights"] for p in read_checkpoint(tmp_path / "soup.pt")["training"]["averaged_from"]] == \
+        [str(p) for p in sources]
+
+
 def test_torchrun_two_gloo_processes(tmp_path: Path) -> None:
     import cv2
 

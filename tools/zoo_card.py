@@ -29,10 +29,21 @@ def _metrics(stem: str) -> dict[str, Any]:
 
 
 def _epochs(training: dict[str, Any]) -> str:
-    """``best/scheduled`` epochs of the shipped run, after those of the weights it fine-tuned (if any)."""
+    """``best/scheduled`` epochs of the shipped run, after those of the weights it fine-tuned (if any);
+    for a weight average, each averaged run's."""
+    if "averaged_from" in training:
+        return "mean of " + " and ".join(f"({_epochs(part)})" for part in training["averaged_from"])
     own = f"{training.get('epoch')}/{training['config']['epochs']}"
     parent = training.get("initialised_from")
-    return own if not parent else f"{_epochs({'epoch': parent['epoch'], **parent})} + {own}"
+    return own if not parent else f"{_epochs(parent)} + {own}"
+
+
+def _teachers(training: dict[str, Any]) -> list[str]:
+    """The models a shipped run (or any run it was fine-tuned from or averaged with) was distilled from."""
+    own = list((training.get("config") or {}).get("teacher") or [])
+    nested = [training.get("initialised_from"), *training.get("averaged_from", [])]
+    found = own + [t for part in nested if part for t in _teachers(part)]
+    return list(dict.fromkeys(found))
 
 
 def main() -> None:
@@ -58,7 +69,7 @@ def main() -> None:
               f"| {_pct(agree) if agree is not None else '-'} | {_pct(strict32['macro_f1'])} "
               f"| {_pct(occ['eyes']['accuracy'])} / {_pct(occ['mouth']['accuracy'])} | {speed} |")
         per_class.append((model_id, strict32["per_class_accuracy"], strict8["per_class_accuracy"]))
-        teachers = side.training["config"].get("teacher") or []
+        teachers = _teachers(side.training)
         calibration.append((model_id, side.temperature, strict32, strict8, ", ".join(Path(t).stem for t in teachers)))
     classes = list(per_class[0][1])
     print("\nPer-class accuracy, FP32 / INT8 (strict protocol):\n")

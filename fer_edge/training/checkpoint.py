@@ -65,6 +65,16 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     return data
 
 
+def checkpoint_from(source: str | os.PathLike[str], variant: str = "edge") -> dict[str, Any]:
+    """The checkpoint dict of ``source``: a checkpoint file, or the id of a model whose trained
+    weights ship (``variant`` of it), checksum verified."""
+    if Path(source).is_file():
+        return read_checkpoint(source)
+    from fer_edge.models.pretrained import pretrained_checkpoint
+
+    return pretrained_checkpoint(str(source), variant)
+
+
 def load_checkpoint(path: str | os.PathLike[str]) -> tuple[torch.nn.Module, dict[str, Any]]:
     """Rebuild the model from the checkpoint's metadata and load its weights (eval mode).
 

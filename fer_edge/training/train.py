@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader
 from fer_edge.errors import DatasetError, InvalidInputError
 from fer_edge.fileio import atomic_write
 from fer_edge.package import InputSpec
-from fer_edge.training.checkpoint import checkpoint_meta, read_checkpoint, save_checkpoint
+from fer_edge.training.checkpoint import checkpoint_from, checkpoint_meta, read_checkpoint, save_checkpoint
 from fer_edge.training.datasets import EpochSampler, FaceDataset, SplitData, class_prior, holdout_indices, load_split
 from fer_edge.training.metrics import classification_report
 from fer_edge.training.presets import TrainObjective, build_optimizer, build_scheduler, recipe_for
@@ -155,12 +155,7 @@ def _initial_weights(init: str, model: torch.nn.Module, cfg: TrainConfig) -> dic
     same architecture, variant and class count, else a typed error says which differs. Returns their
     provenance (best epoch, training config, and their own ``initialised_from``), which the run's
     checkpoints keep: the shipped file an id names is replaced when the fine-tuned weights ship."""
-    if Path(init).is_file():
-        state = read_checkpoint(init)
-    else:
-        from fer_edge.models.pretrained import pretrained_checkpoint
-
-        state = pretrained_checkpoint(init, cfg.variant)
+    state = checkpoint_from(init, cfg.variant)
     wanted = {"model_id": cfg.model, "variant": cfg.variant, "num_classes": cfg.num_classes}
     differs = {k: (state.get(k), v) for k, v in wanted.items() if state.get(k) != v}
     if differs:
