@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader
 
 from fer_edge.errors import InvalidInputError
 from fer_edge.package import InputSpec
-from fer_edge.training.checkpoint import checkpoint_from, save_checkpoint
+from fer_edge.training.checkpoint import checkpoint_from, model_from, provenance, save_checkpoint
 from fer_edge.training.datasets import FaceDataset, holdout_indices, load_split
 from fer_edge.training.metrics import classification_report
 
@@ -39,7 +39,6 @@ def average_checkpoints(sources: Sequence[str | os.PathLike[str]], out: str | os
     batch-norm statistics on ``data``'s training faces outside the held-out slice (``holdout``, ``seed``:
     the run's own ``--holdout``/``--seed``), score the held-out slice and write a checkpoint to ``out``.
     Returns its metrics."""
-    from fer_edge.models import create_model
     from fer_edge.training.train import predict
 
     if len(sources) < 2:
@@ -50,9 +49,7 @@ def average_checkpoints(sources: Sequence[str | os.PathLike[str]], out: str | os
         differs = {k: (first.get(k), other.get(k)) for k in SAME if first.get(k) != other.get(k)}
         if differs:
             raise InvalidInputError(f"{source} is another model than {sources[0]}: {differs}")
-    model = create_model(first["model_id"], num_classes=first["num_classes"], variant=first["variant"],
-                         in_size=tuple(first["in_size"]), **first.get("model_kwargs", {}))
-    model.load_state_dict(mean_state([c["state_dict"] for c in checkpoints]))
+    model = model_from(first, mean_state([c["state_dict"] for c in checkpoints]))
     spec = InputSpec.from_dict(first["input_spec"])
     train = load_split(data, "train", spec, first["num_classes"])
     held_idx, kept_idx = holdout_indices(len(train.records), seed, holdout)
@@ -66,11 +63,7 @@ def average_checkpoints(sources: Sequence[str | os.PathLike[str]], out: str | os
     metrics = {"val_accuracy": report["accuracy"], "val_macro_f1": report["macro_f1"],
                "val_images": report["num_images"]}
     meta = {k: v for k, v in first.items() if k not in ("state_dict", "metrics", "training", "epoch")}
-    parts = [{"weights": os.fspath(s), "epoch": c.get("epoch"), "metrics": c.get("metrics"),
-              "config": (c.get("training") or {}).get("config"),
-              "initialised_from": (c.get("training") or {}).get("initialised_from")}
-             for s, c in zip(sources, checkpoints)]
-    training = {"averaged_from": parts, "data": data, "holdout": holdout, "seed": seed,
+    training = {"averaged_from": [provenance(s, c) for s, c in zip(sources, checkpoints)], "data": data, "holdout": holdout, "seed": seed,
                 "batch_norm": "recomputed on the training faces outside the held-out slice"}
     save_checkpoint(Path(out), model, meta, metrics=metrics, training=training)
     return metrics

@@ -75,18 +75,34 @@ def checkpoint_from(source: str | os.PathLike[str], variant: str = "edge") -> di
     return pretrained_checkpoint(str(source), variant)
 
 
+def model_from(data: dict[str, Any], state_dict: dict[str, torch.Tensor] | None = None) -> torch.nn.Module:
+    """The model a checkpoint dict describes (id, variant, classes, size, kwargs), holding its weights
+    in float32, or ``state_dict`` in their place (averaged weights)."""
+    from fer_edge.models import create_model
+
+    model = create_model(data["model_id"], num_classes=data["num_classes"], variant=data["variant"],
+                         in_size=tuple(data["in_size"]), **data.get("model_kwargs", {}))
+    weights = data["state_dict"] if state_dict is None else state_dict
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in weights.items()})
+    return model
+
+
+def provenance(source: str | os.PathLike[str], data: dict[str, Any]) -> dict[str, Any]:
+    """Where the weights of checkpoint ``data`` (read from ``source``) came from: what a run that
+    starts from or averages them records, so a shipped card can trace every run behind it."""
+    training = data.get("training") or {}
+    return {"weights": os.fspath(source), "epoch": data.get("epoch"), "metrics": data.get("metrics"),
+            "config": training.get("config"), "initialised_from": training.get("initialised_from")}
+
+
 def load_checkpoint(path: str | os.PathLike[str]) -> tuple[torch.nn.Module, dict[str, Any]]:
     """Rebuild the model from the checkpoint's metadata and load its weights (eval mode).
 
     Returns ``(model, meta)``; ``meta`` is the checkpoint dict without the weights and optimizer
     state, with ``input_spec`` as an :class:`InputSpec`.
     """
-    from fer_edge.models import create_model
-
     data = read_checkpoint(path)
-    model = create_model(data["model_id"], num_classes=data["num_classes"], variant=data["variant"],
-                         in_size=tuple(data["in_size"]), **data.get("model_kwargs", {}))
-    model.load_state_dict(data["state_dict"])
+    model = model_from(data)
     model.eval()
     skip = ("state_dict", "optimizer", "scheduler", "rng")
     meta = {k: v for k, v in data.items() if k not in skip}

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader
 from fer_edge.errors import DatasetError, InvalidInputError
 from fer_edge.fileio import atomic_write
 from fer_edge.package import InputSpec
-from fer_edge.training.checkpoint import checkpoint_from, checkpoint_meta, read_checkpoint, save_checkpoint
+from fer_edge.training.checkpoint import checkpoint_from, checkpoint_meta, provenance, read_checkpoint, save_checkpoint
 from fer_edge.training.datasets import EpochSampler, FaceDataset, SplitData, class_prior, holdout_indices, load_split
 from fer_edge.training.metrics import classification_report
 from fer_edge.training.presets import TrainObjective, build_optimizer, build_scheduler, recipe_for
@@ -161,9 +161,7 @@ def _initial_weights(init: str, model: torch.nn.Module, cfg: TrainConfig) -> dic
     if differs:
         raise InvalidInputError(f"--init {init} holds other weights than this run trains {differs} (init, run)")
     model.load_state_dict({k: v.float() for k, v in state["state_dict"].items()})
-    parent = state.get("training") or {}
-    return {"weights": init, "epoch": state.get("epoch"), "config": parent.get("config"),
-            "initialised_from": parent.get("initialised_from")}
+    return provenance(init, state)
 
 
 def _loss_state(objective: TrainObjective) -> dict[str, torch.Tensor]:
