@@ -6,8 +6,8 @@
 # protocols (eyes/mouth occlusion under ours), and the numbers are recorded in its sidecar.
 # Usage: tools/make_zoo_models.sh [MODEL ...]   (default: han_pff local_joint faer simam_resnet)
 #        FER_EDGE_INT8_ONLY=1 rebuilds and re-measures only the INT8 packages from the shipped weights.
-#        FER_EDGE_FINETUNED=1 ships runs/zoo_<id>_finetune/best.pt (FER_EDGE_FINETUNE_LR runs of
-#        tools/train_zoo_edge.sh) instead of runs/zoo_<id>/best.pt.
+#        FER_EDGE_RUN=NAME ships runs/zoo_<id>_NAME/best.pt instead of runs/zoo_<id>/best.pt: `finetune`
+#        (FER_EDGE_FINETUNE_LR runs of tools/train_zoo_edge.sh) or `soup` (tools/average_weights.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FERPLUS=${FER_EDGE_FERPLUS:-../shared/data/ferplus}
@@ -15,7 +15,7 @@ OUT=fer_edge/data/models
 for model in ${*:-han_pff local_joint faer simam_resnet}; do
   packages=("${model}_int8")
   if [ -z "${FER_EDGE_INT8_ONLY:-}" ]; then
-    python tools/ship_weights.py "runs/zoo_$model${FER_EDGE_FINETUNED:+_finetune}/best.pt" "$OUT/$model.pt"
+    python tools/ship_weights.py "runs/zoo_$model${FER_EDGE_RUN:+_$FER_EDGE_RUN}/best.pt" "$OUT/$model.pt"
     packages=("$model" "${model}_int8")
   fi
   fer-edge build --model "$model" --int8 --target onnxruntime --calib calibration/fer_default.json \
