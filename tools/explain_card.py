@@ -7,12 +7,16 @@ split, with the template's eye and mouth boxes (fer_edge.vision.align.template_r
 and the share of all heat inside those boxes is printed next to what a uniform map would put
 there (their area), so a regression in where the model looks shows as a number.
 
-    python tools/explain_card.py --out docs/model_card
+    python tools/explain_card.py --out docs/model_card [MODEL ...]
+
+Naming models redoes only theirs; the others keep their figures and their numbers in gradcam.json
+(when it was made on the same faces).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -53,6 +57,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("docs/model_card"))
     parser.add_argument("-n", type=int, default=0, help="use only the first N faces (0: all)")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("models", nargs="*", help="shipped model ids to redo (default: all)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     records = read_ferplus(args.data, 7)
@@ -64,7 +69,16 @@ def main() -> None:
     both = regions["eyes"] | regions["mouth"]
     numbers: dict[str, Any] = {"faces": count, "data": str(args.data), "uniform": {
         "eyes_mouth": float(both.mean()), "eyes": float(regions["eyes"].mean()), "mouth": float(regions["mouth"].mean())}}
-    for model_id, _variant in list_pretrained():
+    shipped = [model_id for model_id, _variant in list_pretrained()]
+    unknown = sorted(set(args.models) - set(shipped))
+    if unknown:
+        parser.error(f"no shipped weights for {unknown}; shipped: {shipped}")
+    previous = args.out / "gradcam.json"
+    if args.models and previous.is_file():
+        kept = json.loads(previous.read_text())
+        if (kept.get("faces"), kept.get("data")) == (count, str(args.data)):
+            numbers.update({k: v for k, v in kept.items() if k in shipped})
+    for model_id in args.models or shipped:
         start = time.perf_counter()
         model = create_model(model_id, pretrained=True)
         items = explain(model, crops, targets=[records.classes[k] for k in labels])
