@@ -132,6 +132,35 @@ def test_full_policy_and_free_slots(rec: Recognizer, head: np.ndarray) -> None:
     assert passes[0] == "full" and passes[1:].count("full") <= 2  # no slot free: periodic passes are skipped
 
 
+def test_pipelined_stream_gives_the_sequential_results(rec: Recognizer, head: np.ndarray,
+                                                       cameraman: np.ndarray) -> None:
+    """Alignment and inference on a worker thread while the next frame is detected change nothing a user sees:
+    a second face entering and leaving (full passes, regions, a lost track) gives the same faces,
+    labels, probabilities, track ids, smoothing, passes and per-track summary."""
+    frames = list(moving_face_video(head, 60, seed=1, second=SecondFace(cameraman, enter=0.3, leave=0.6)))
+    frames.insert(40, np.zeros((4, 4), dtype=np.float64))  # not an image: its error comes in its turn
+    results = {}
+    for pipeline in (False, True):
+        stream = rec.stream(frames, fps=30, detect_every=EVERY, pipeline=pipeline)
+        out: list[tuple[object, ...]] = []
+        for _ in range(len(frames)):
+            try:
+                result = next(stream)
+            except InvalidInputError as exc:
+                out.append(("error", str(exc)))
+                continue
+            out.append((result.to_dict(), stream.last_pass, stream.frame.shape, sorted(stream.stage_seconds),
+                        stream.expression(result.faces[0].track_id) if result.faces else None))
+        with pytest.raises(StopIteration):
+            next(stream)
+        results[pipeline] = out, stream.summary(), stream.passes
+    sequential, pipelined = results[False], results[True]
+    assert pipelined == sequential
+    frames_out, summary, passes = sequential
+    assert frames_out[40][0] == "error" and len(frames_out) == len(frames)
+    assert passes["full"] and passes["region"] and len(summary) >= 2  # both passes ran; both faces tracked
+
+
 @pytest.mark.parametrize("options, words", [
     ({"policy": "sometimes"}, "policy must be one of"),
     ({"policy": 3}, "policy must be"),

@@ -169,7 +169,8 @@ def _run_stream(rec: Recognizer, source: int | str | Path, args: argparse.Namesp
         capture.release()
     if args.max_frames:
         total = min(total or args.max_frames, args.max_frames)
-    stream = rec.stream(source, policy=policy_of(args))
+    # a file's frames are all there: infer each while the next is detected (a camera's result would wait a frame)
+    stream = rec.stream(source, policy=policy_of(args), pipeline=isinstance(source, Path))
     with contextlib.ExitStack() as stack:
         bar = stack.enter_context(_progress(total, args.quiet, "frame"))
         writer = None

@@ -96,15 +96,18 @@ class Track:
     frames: int = 0
     answered: int = 0  # frames not uncertain: the ones in ``total`` and the smoothing
 
-    def update(self, box: np.ndarray, probs: np.ndarray, t: float, smoothing: Smoothing,
-               uncertain: bool = False) -> np.ndarray | None:
+    def move(self, box: np.ndarray, t: float) -> None:
+        """This frame's box (what matching and re-detection use next frame)."""
+        self.box, self.last_seen = box, t
+
+    def observe(self, probs: np.ndarray, t: float, smoothing: Smoothing, uncertain: bool = False) -> np.ndarray | None:
         """Add this frame's probabilities; return the smoothed ones.
 
-        An ``uncertain`` frame (a face the Recognizer would not answer) moves the box but not the
-        smoothed state: a blurred or turned-away moment must not drag a person's expression. The
-        state it returns is the one before it (None while the track has no answered frame).
+        An ``uncertain`` frame (a face the Recognizer would not answer) counts but leaves the
+        smoothed state alone: a blurred or turned-away moment must not drag a person's expression.
+        The state it returns is the one before it (None while the track has no answered frame).
         """
-        self.box, self.last_seen, self.frames = box, t, self.frames + 1
+        self.frames += 1
         if uncertain:
             return self.ema if smoothing.kind == "ema" else self._window_mean()
         self.answered += 1
@@ -150,6 +153,15 @@ class IoUTracker:
         live track's region to that track directly; the others are matched by IoU. ``uncertain``
         (one per detection) marks faces whose probabilities must not enter the smoothing.
         """
+        return self.observe(self.assign(boxes, t, track_ids), probs, t, uncertain)
+
+    def assign(self, boxes: Sequence[Sequence[float]], t: float,
+               track_ids: Sequence[int | None] | None = None) -> list[Track]:
+        """The first half of :meth:`update`: each detection's track (new ones created), boxes moved.
+
+        It needs only the boxes, so a pipelined stream assigns a frame's faces before its
+        probabilities exist, and the next frame's re-detection can follow them meanwhile.
+        """
         for track_id in [k for k, tr in self.tracks.items() if t - tr.last_seen > self.max_age]:
             self.retired.append(self.tracks.pop(track_id))
         det = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
@@ -175,9 +187,17 @@ class IoUTracker:
             if track is None:
                 track = Track(next(self._ids), box, t, t)
                 self.tracks[track.track_id] = track
-            doubt = bool(uncertain[i]) if uncertain is not None else False
-            out.append((track.track_id, track.update(box, probs[i], t, self.smoothing, doubt)))
+            track.move(box, t)
+            out.append(track)
         return out
+
+    def observe(self, tracks: Sequence[Track], probs: np.ndarray, t: float,
+                uncertain: Sequence[bool] | None = None) -> list[tuple[int, np.ndarray | None]]:
+        """The second half of :meth:`update`: each assigned track's probabilities into its smoothing;
+        (track_id, smoothed probabilities) per track."""
+        return [(track.track_id, track.observe(probs[i], t, self.smoothing,
+                                               bool(uncertain[i]) if uncertain is not None else False))
+                for i, track in enumerate(tracks)]
 
     def expression(self, track_id: int, t: float) -> np.ndarray | None:
         """Smoothed probabilities of a live track as of time ``t`` (None if unknown or expired)."""
