@@ -13,7 +13,7 @@ surprise votes, upscaled 4x with a replicated border); without FER+ the last two
 copies of the first two. Frames are made in memory first; only ``next(stream)`` is timed
 (its own per-stage timings give the breakdown). Label agreement compares each face the
 tracking stream reports with the full-frame stream's face on the same frame (box IoU >= 0.5).
-Tracking mode is timed twice: as is, and pipelined (``pipeline=True``, inference on a second thread
+Tracking mode is timed twice: as is, and pipelined (``pipeline=True``, alignment and inference on a second thread
 while the next frame is detected), whose results must equal the first's.
 Writes a JSON report (``--out``) and prints a Markdown summary.
 """
@@ -220,8 +220,8 @@ def summary_md(report: dict[str, Any]) -> str:
                                                                           "postprocess")) + f" | {passes} |")
         if "track_pipelined" in part:
             piped = part["track_pipelined"]
-            lines += ["", (f"Pipelined (`stream(..., pipeline=True)`: inference on a second thread while the next "
-                           f"frame is detected): same results as `track`: {piped['same_results_as_track']}; a frame's "
+            lines += ["", (f"Pipelined (`stream(..., pipeline=True)`: alignment and inference on a second thread while "
+                           f"the next frame is detected): same results as `track`: {piped['same_results_as_track']}; a frame's "
                            f"latency is at most two calls, p50 {piped['latency_at_most']['p50_ms']:.2f} ms.")]
         by_pass = part["track"]["detect_by_pass"]
         lines += ["", "Tracking mode's detect stage by pass: " + ", ".join(
