@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import cv2
@@ -23,7 +24,7 @@ from fer_edge.bench import (
     time_calls,
 )
 from fer_edge.bench.e2e import STAGES
-from fer_edge.bench.stats import current_rss_mb, device_memory_used_mb, peak_rss_mb
+from fer_edge.bench.stats import ForeignLoad, current_rss_mb, device_memory_used_mb, peak_rss_mb
 from fer_edge.builder.export import EXPORT_REVISION
 from fer_edge.cli import main
 from fer_edge.engines import get_backend
@@ -185,3 +186,37 @@ def test_memory_probes() -> None:
 def test_machine_info_names_cpu_and_versions() -> None:
     info = machine_info()
     assert info["cores"] >= 1 and info["cpu"] and info["onnxruntime"] and info["python"].count(".") == 2
+
+
+@pytest.mark.skipif(not Path("/proc/stat").is_file(), reason="ForeignLoad reads /proc/stat (Linux)")
+def test_foreign_load_counts_other_processes_not_this_one() -> None:
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    cores = os.cpu_count() or 1
+    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(cores)]
+    try:
+        time.sleep(0.3)
+        with ForeignLoad() as busy:
+            time.sleep(1.0)
+    finally:
+        for burner in burners:
+            burner.kill()
+            burner.wait()
+    matrix = np.random.default_rng(0).standard_normal((400, 400))
+
+    def work() -> None:  # numpy releases the GIL: this process alone fills every core
+        end = time.perf_counter() + 1.0
+        while time.perf_counter() < end:
+            matrix @ matrix
+
+    with ForeignLoad() as own:
+        threads = [threading.Thread(target=work) for _ in range(cores)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert busy.share is not None and own.share is not None
+    assert busy.share > 0.6 and own.share < 0.5

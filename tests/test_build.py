@@ -38,6 +38,24 @@ def test_fp32_and_int8_packages(ferplus_dir: Path, tmp_path: Path) -> None:
     faces = np.random.default_rng(0).standard_normal((4, 3, *side8.input.size)).astype(np.float32)
     assert predict(model, faces).shape == (4, 7)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json", "m.onnx", "q.json", "q.onnx"]
+    share = side8.calibration["op_selection"]["foreign_cpu_share"]
+    assert share is None or 0.0 <= share <= 1.0
+
+
+def test_int8_build_on_a_busy_machine_warns_that_its_op_selection_may_be_wrong(ferplus_dir: Path,
+                                                                                tmp_path: Path) -> None:
+    """One CPU-bound process per core runs beside the build: the op selection's timings are then
+    worth little, and the build says so and records the share the other processes took."""
+    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 1)]
+    try:
+        with pytest.warns(UserWarning, match="op selection was timed"):
+            int8 = build("local_joint", "int8", "onnxruntime", str(tmp_path / "q.onnx"), batch="1:2:2",
+                         calib_dir=str(ferplus_dir / "FER2013Valid"), calib_size=16, method="minmax", log=lambda _: None)
+    finally:
+        for burner in burners:
+            burner.kill()
+            burner.wait()
+    assert load_package(int8.sidecar_path).sidecar.calibration["op_selection"]["foreign_cpu_share"] > 0.25
 
 
 def test_options_the_target_ignores_are_dropped_with_a_warning() -> None:

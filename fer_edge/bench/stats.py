@@ -7,16 +7,20 @@ so it covers what the frameworks allocate outside Python too.
 
 from __future__ import annotations
 
+import os
 import resource
 import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from fer_edge.errors import BackendUnavailableError, InvalidInputError
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,45 @@ def time_calls(fn: Callable[[int], object], warmup: int, iters: int) -> LatencyS
         fn(i)
         samples.append(time.perf_counter() - start)
     return LatencyStats.from_seconds(samples)
+
+
+def _cpu_snapshot() -> tuple[float, float, float, int] | None:
+    """(wall s, machine busy CPU s incl. steal, this process's CPU s, CPUs) now; None without /proc/stat."""
+    try:
+        with open("/proc/stat") as handle:
+            lines = handle.read().splitlines()
+        fields = [int(v) for v in lines[0].split()[1:9]]  # user nice system idle iowait irq softirq steal
+    except (OSError, IndexError, ValueError):
+        return None
+    cpus = sum(1 for line in lines if line.startswith("cpu") and line[3:4].isdigit())
+    busy = sum(fields) - fields[3] - fields[4]
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return time.perf_counter(), busy / os.sysconf("SC_CLK_TCK"), usage.ru_utime + usage.ru_stime, max(cpus, 1)
+
+
+class ForeignLoad:
+    """Share of the machine's CPU taken by *other* processes (and by the hypervisor: steal) while a
+    block ran, 0-1, in ``share`` after it (None where /proc/stat is missing).
+
+    Why: timings that choose something (the INT8 build's op selection) are only as good as the
+    machine is quiet, and a build cannot tell a slow kernel from a busy neighbour; this says
+    which it was, so the build can warn and record it. This process's own threads do not count.
+    """
+
+    def __init__(self) -> None:
+        self.share: float | None = None
+        self._start: tuple[float, float, float, int] | None = None
+
+    def __enter__(self) -> Self:
+        self._start = _cpu_snapshot()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        end = _cpu_snapshot()
+        if self._start is None or end is None or end[0] <= self._start[0]:
+            return
+        wall, busy, own = (b - a for a, b in zip(self._start[:3], end[:3]))
+        self.share = round(min(1.0, max(0.0, (busy - own) / (wall * end[3]))), 3)
 
 
 def _proc_status_mb(field: str) -> float | None:

@@ -82,9 +82,9 @@ def fold_space_to_depth(model: Any) -> tuple[Any, int]:
     for concat in list(graph.node):
         if concat.op_type != "Concat" or _attr(concat, "axis", None) not in (1, -3) or len(concat.input) != 4:
             continue
-        slices = [producer.get(name) for name in concat.input]
-        offsets = [_subgrid(s, values) if s is not None else None for s in slices]
-        if None in offsets or set(offsets) != _SUBGRIDS or len({s.input[0] for s in slices}) != 1:
+        slices = [s for s in (producer.get(name) for name in concat.input) if s is not None]
+        offsets = [o for o in (_subgrid(s, values) for s in slices) if o is not None]
+        if len(offsets) != 4 or set(offsets) != _SUBGRIDS or len({s.input[0] for s in slices}) != 1:
             continue
         if any(len(consumers.get(s.output[0], [])) != 1 for s in slices):
             continue

@@ -242,7 +242,7 @@ def build(model: str, precision: str = "fp32", target: str | None = None, out: s
         calibration_record = None
         final = portable
         if precision == "int8":
-            from fer_edge.builder.quantize import FLAVOURS, quantize_int8
+            from fer_edge.builder.quantize import FLAVOURS, QUIET_SHARE, quantize_int8
 
             cset = _step(say, "3", "calibration set", lambda: calibration_set(opts.get("calib"), source, calib_size, say))
             labels = cset.labels if (cset.labels >= 0).all() else None
@@ -257,6 +257,10 @@ def build(model: str, precision: str = "fp32", target: str | None = None, out: s
                 say(f"      kept FP32 by measurement: {', '.join(sel['float_op_groups']) or 'nothing'}; batch "
                     f"{sel['batch']}: FP32 {sel['fp32_ms']:.2f} ms, INT8 {sel['int8_ms']:.2f} ms "
                     f"(x{sel['speedup']:.2f}), agreement {100 * sel['agreement']:.1f} %")
+                if (sel.get("foreign_cpu_share") or 0.0) > QUIET_SHARE:
+                    warnings.warn(f"other processes took {100 * sel['foreign_cpu_share']:.0f} % of the CPU while the INT8 "
+                                  "op selection was timed, so its choice of what to keep in FP32 may be wrong: rebuild on "
+                                  "a quiet machine (or pass --int8-ops all)", stacklevel=2)
             final = quant.model
             calibration_record = {"manifest_sha256": cset.manifest_sha256, "method": method,
                                   "num_images": len(cset.tensors), "source": cset.manifest["source"],

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from fer_edge.bench.stats import ForeignLoad
 from fer_edge.builder.surgery import PluginSite, region_nodes
 from fer_edge.errors import ExportError
 
@@ -39,6 +40,10 @@ METHODS = ("entropy", "percentile", "minmax")
 # Relu, so ORT fuses the pair into one QLinearConv; without it each pair kept a DequantizeLinear
 # -> QuantizeLinear requantisation of the conv output (the default's INT8 at batch 8 ran 11 % faster).
 REMOVABLE_ACTIVATIONS = ("Relu",)
+# The op selection's timings mislead above this share of the CPU taken by other processes: builds
+# made while two training jobs ran on this 2-core machine (a share of about 0.5) recorded trial
+# ratios off by up to 2x, and one kept han_pff's depthwise convs in FP32 and ran at 0.75x of FP32.
+QUIET_SHARE = 0.25
 FLAVOURS: dict[str, dict[str, Any]] = {
     "tensorrt": {"activation": "int8", "op_types": None, "quantize_bias": False},
     "onnxruntime": {"activation": "uint8", "op_types": ["Conv", "Gemm", "MatMul", *REMOVABLE_ACTIVATIONS],
@@ -178,8 +183,20 @@ def keep_fast_groups(pre: Path, fp32: Any, int8: Any, tensors: np.ndarray, input
     int8, where in the sharded engine its FP32 form is 10 % faster. Accuracy:
     while top-1 agreement with FP32 on the calibration faces is below ``min_agreement``, the group
     whose FP32 form raises agreement most (by >= 0.5 pt) goes to FP32, as long as the graph stays
-    faster than FP32. Returns the model and the record of it.
+    faster than FP32. Returns the model and the record of it, with the share of the CPU that other
+    processes took meanwhile (``foreign_cpu_share``, :class:`~fer_edge.bench.stats.ForeignLoad`):
+    above :data:`QUIET_SHARE` the timings, and so the choice, may be wrong.
     """
+    with ForeignLoad() as load:
+        int8, record = _select_groups(pre, fp32, int8, tensors, input_name, method, exclude, target, batch, reference,
+                                      min_gain, min_agreement)
+    return int8, {**record, "foreign_cpu_share": load.share}
+
+
+def _select_groups(pre: Path, fp32: Any, int8: Any, tensors: np.ndarray, input_name: str, method: str,
+                   exclude: list[str], target: str, batch: int, reference: np.ndarray, min_gain: float,
+                   min_agreement: float) -> tuple[Any, dict[str, Any]]:
+    """:func:`keep_fast_groups` without the load probe around it."""
     import onnx
 
     from fer_edge.engines.onnxruntime import default_threads, shard_count
