@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from cpu_load import other_processes_on_every_core
 from tiny_package import make_package
 
 from fer_edge.bench import (
@@ -190,21 +191,13 @@ def test_machine_info_names_cpu_and_versions() -> None:
 
 @pytest.mark.skipif(not Path("/proc/stat").is_file(), reason="ForeignLoad reads /proc/stat (Linux)")
 def test_foreign_load_counts_other_processes_not_this_one() -> None:
-    import subprocess
-    import sys
     import threading
     import time
 
-    cores = os.cpu_count() or 1
-    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(cores)]
-    try:
+    with other_processes_on_every_core():
         time.sleep(0.3)
         with ForeignLoad() as busy:
             time.sleep(1.0)
-    finally:
-        for burner in burners:
-            burner.kill()
-            burner.wait()
     matrix = np.random.default_rng(0).standard_normal((400, 400))
 
     def work() -> None:  # numpy releases the GIL: this process alone fills every core
@@ -213,7 +206,7 @@ def test_foreign_load_counts_other_processes_not_this_one() -> None:
             matrix @ matrix
 
     with ForeignLoad() as own:
-        threads = [threading.Thread(target=work) for _ in range(cores)]
+        threads = [threading.Thread(target=work) for _ in range(os.cpu_count() or 1)]
         for thread in threads:
             thread.start()
         for thread in threads:

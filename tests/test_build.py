@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cpu_load import other_processes_on_every_core
 
 from fer_edge.builder.pipeline import build, resolve_options
 from fer_edge.builder.quantize import predict
@@ -46,15 +47,9 @@ def test_int8_build_on_a_busy_machine_warns_that_its_op_selection_may_be_wrong(f
                                                                                 tmp_path: Path) -> None:
     """One CPU-bound process per core runs beside the build: the op selection's timings are then
     worth little, and the build says so and records the share the other processes took."""
-    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 1)]
-    try:
-        with pytest.warns(UserWarning, match="op selection was timed"):
-            int8 = build("local_joint", "int8", "onnxruntime", str(tmp_path / "q.onnx"), batch="1:2:2",
-                         calib_dir=str(ferplus_dir / "FER2013Valid"), calib_size=16, method="minmax", log=lambda _: None)
-    finally:
-        for burner in burners:
-            burner.kill()
-            burner.wait()
+    with other_processes_on_every_core(), pytest.warns(UserWarning, match="op selection was timed"):
+        int8 = build("local_joint", "int8", "onnxruntime", str(tmp_path / "q.onnx"), batch="1:2:2",
+                     calib_dir=str(ferplus_dir / "FER2013Valid"), calib_size=16, method="minmax", log=lambda _: None)
     assert load_package(int8.sidecar_path).sidecar.calibration["op_selection"]["foreign_cpu_share"] > 0.25
 
 

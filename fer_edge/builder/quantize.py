@@ -183,20 +183,8 @@ def keep_fast_groups(pre: Path, fp32: Any, int8: Any, tensors: np.ndarray, input
     int8, where in the sharded engine its FP32 form is 10 % faster. Accuracy:
     while top-1 agreement with FP32 on the calibration faces is below ``min_agreement``, the group
     whose FP32 form raises agreement most (by >= 0.5 pt) goes to FP32, as long as the graph stays
-    faster than FP32. Returns the model and the record of it, with the share of the CPU that other
-    processes took meanwhile (``foreign_cpu_share``, :class:`~fer_edge.bench.stats.ForeignLoad`):
-    above :data:`QUIET_SHARE` the timings, and so the choice, may be wrong.
+    faster than FP32. Returns the model and the record of it.
     """
-    with ForeignLoad() as load:
-        int8, record = _select_groups(pre, fp32, int8, tensors, input_name, method, exclude, target, batch, reference,
-                                      min_gain, min_agreement)
-    return int8, {**record, "foreign_cpu_share": load.share}
-
-
-def _select_groups(pre: Path, fp32: Any, int8: Any, tensors: np.ndarray, input_name: str, method: str,
-                   exclude: list[str], target: str, batch: int, reference: np.ndarray, min_gain: float,
-                   min_agreement: float) -> tuple[Any, dict[str, Any]]:
-    """:func:`keep_fast_groups` without the load probe around it."""
     import onnx
 
     from fer_edge.engines.onnxruntime import default_threads, shard_count
@@ -273,7 +261,8 @@ def quantize_int8(portable: Any, calibration: np.ndarray, labels: np.ndarray | N
     ``"onnxruntime"`` uint8 activations on Conv/Gemm/MatMul only (weights stay symmetric int8,
     per channel). ``select_ops`` (default: on for ``"onnxruntime"``; TensorRT picks its own kernels
     per layer) keeps in FP32 the op groups that :func:`keep_fast_groups` measures as slower in int8
-    at ``batch``, or as costing agreement.
+    at ``batch``, or as costing agreement; the record of that choice says what share of the CPU other
+    processes took while it was timed (``foreign_cpu_share``, :class:`~fer_edge.bench.stats.ForeignLoad`).
     """
     if target not in FLAVOURS:
         raise ExportError(f"unknown INT8 target {target!r}; choose one of {', '.join(FLAVOURS)}")
@@ -309,6 +298,8 @@ def quantize_int8(portable: Any, calibration: np.ndarray, labels: np.ndarray | N
         result.excluded_regions, result.model = candidates[best]
         if (target == "onnxruntime") if select_ops is None else select_ops:
             exclude = [n for s in sites for n in region_nodes(pre_model, s)] if result.excluded_regions else []
-            result.model, result.selection = keep_fast_groups(pre, portable, result.model, calibration, input_name,
-                                                              method, exclude, target, batch, reference)
+            with ForeignLoad() as load:  # the timings, and so the choice, may be wrong above QUIET_SHARE
+                result.model, selection = keep_fast_groups(pre, portable, result.model, calibration, input_name,
+                                                           method, exclude, target, batch, reference)
+            result.selection = {**selection, "foreign_cpu_share": load.share}
     return result
