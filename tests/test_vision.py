@@ -110,6 +110,54 @@ def test_align_puts_landmarks_on_the_template(detector: YuNetDetector, astronaut
     assert np.abs(mapped - template("fer2013") * [56, 64]).max() < 3  # 5 points, 4 dof: near, not exact
 
 
+def test_a_large_face_is_area_averaged_down_not_sampled() -> None:
+    """Grain at 4x the crop's scale: the plain bilinear warp passes it through (it reads 4 of every 16
+    pixels); the SDK's crop averages it away, as downscaling FER2013's faces did."""
+    grain = np.random.default_rng(0).integers(0, 256, (192, 192), dtype=np.uint8)
+    landmarks = template("fer2013") * 192
+    plain = align_face(grain, landmarks, (48, 48), antialias=False)
+    averaged = align_face(grain, landmarks, (48, 48))
+    assert plain.std() > 60 and averaged.std() < 0.2 * plain.std()
+    assert abs(float(averaged.mean()) - float(grain.mean())) < 2
+
+
+def test_area_averaging_keeps_the_geometry_and_leaves_native_faces_alone() -> None:
+    """On a smooth image the averaged crop is the plain warp's (rotated, scaled, part outside the
+    frame); at the crop's own scale it is the plain warp, bit for bit."""
+    ramp = np.add.outer(np.linspace(0, 120, 700), np.linspace(0, 135, 900)).astype(np.uint8)
+    rotate = cv2.getRotationMatrix2D((450, 350), 25, 1.0)
+    for scale, offset in ((5.0, (20.0, 30.0)), (3.2, (-60.0, 400.0)), (1.2, (100.0, 100.0))):
+        landmarks = np.column_stack([template("fer2013") * 48 * scale + offset, np.ones(5)]) @ rotate.T
+        plain = align_face(ramp, landmarks, (48, 48), antialias=False)
+        averaged = align_face(ramp, landmarks, (48, 48))
+        assert np.abs(averaged.astype(int) - plain).max() <= 2, scale
+        if scale < 1.5:
+            assert np.array_equal(averaged, plain)
+
+
+def test_sharp_photos_of_fer_faces_get_the_answers_of_the_faces_themselves(ferplus_dir) -> None:  # type: ignore[no-untyped-def]
+    """Real FER+ faces as 4x photos with camera noise: cropped by the SDK they keep the model's
+    answers; the plain warp's grainy crops lose many (tools/measure_photo_crops.py: 81 vs 88 %)."""
+    from fer_edge import Recognizer
+    from fer_edge.vision.preprocess import preprocess
+
+    recognizer = Recognizer()
+    rng = np.random.default_rng(0)
+    faces = [cv2.imread(str(f), cv2.IMREAD_GRAYSCALE) for f in sorted((ferplus_dir / "FER2013Valid").glob("*.png"))[:300]]
+    photos = [np.clip(cv2.resize(f, None, fx=4, fy=4, interpolation=cv2.INTER_CUBIC) + rng.normal(0, 12, (192, 192)),
+                      0, 255).astype(np.uint8) for f in faces]
+    landmarks = template("fer2013") * 192
+
+    def answers(crops: list[np.ndarray]) -> np.ndarray:
+        bgr = [cv2.cvtColor(c, cv2.COLOR_GRAY2BGR) for c in crops]
+        return recognizer.classify_batch(preprocess(bgr, recognizer.spec)).argmax(1)
+
+    native = answers(faces)
+    averaged = np.mean(answers([align_face(p, landmarks, (48, 48)) for p in photos]) == native)
+    plain = np.mean(answers([align_face(p, landmarks, (48, 48), antialias=False) for p in photos]) == native)
+    assert averaged > 0.9 and averaged > plain + 0.04, (averaged, plain)
+
+
 def test_alignment_errors_are_typed() -> None:
     image = np.zeros((32, 32, 3), np.uint8)
     with pytest.raises(InvalidInputError, match="known"):
