@@ -94,6 +94,6 @@ def test_interrupted_build_leaves_no_package_file(ferplus_dir: Path, tmp_path: P
     assert not out.exists() or list(out.iterdir()) == []
 
 
-def test_fp16_weights_only_for_onnx_fp32(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["build", "--model", "simam_resnet", "--target", "onnxruntime", "--int8", "--fp16-weights"]) == 1
+def test_fp16_weights_only_for_onnx_runtime_packages(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["build", "--model", "simam_resnet", "--target", "tensorrt", "--onnx-only", "--fp16-weights"]) == 1
     assert "--fp16-weights" in capsys.readouterr().err

@@ -168,3 +168,41 @@ def test_conv_relu_pairs_become_one_int8_conv_in_onnx_runtime(tmp_path) -> None:
     assert not [n for n in optimized if n.op_type == "QuantizeLinear" and producer.get(n.input[0]) == "DequantizeLinear"]
     reference = predict(onnx.load(str(tmp_path / "fp32.onnx")), calib)
     assert np.abs(predict(quant.model, calib) - reference).max() < 0.1 * np.abs(reference).max()
+
+
+def test_float_weights_an_int8_graph_keeps_are_stored_as_float16_and_folded_at_load(quantized, tmp_path) -> None:
+    """The op selection can keep convolutions in FP32 (faer's 1x1s: 13 MB of its INT8 file); their
+    weights go to float16 behind a Cast, which ONNX Runtime folds when it loads the graph, while the
+    int8 weights and the Q/DQ scales stay as they are."""
+    import onnxruntime as ort
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
+    from fer_edge.builder.export import FP16_WEIGHTS_RTOL, store_weights_fp16
+    from fer_edge.builder.quantize import _Reader
+
+    result, calib, _ = quantized
+    fp32_path, int8_path = tmp_path / "fp32.onnx", tmp_path / "int8.onnx"
+    onnx.save(result.portable, str(fp32_path))
+    inits = {i.name: i for i in result.portable.graph.initializer}
+    big_convs = [n.name for n in result.portable.graph.node
+                 if n.op_type == "Conv" and int(np.prod(inits[n.input[1]].dims)) >= 1024]
+    kept_fp32 = big_convs[len(big_convs) // 2]
+    quantize_static(str(fp32_path), str(int8_path), _Reader(calib, "input"), quant_format=QuantFormat.QDQ,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
+                    nodes_to_exclude=[kept_fp32], op_types_to_quantize=["Conv", "Gemm"])
+    int8 = onnx.load(str(int8_path))
+    stored, err = store_weights_fp16(int8, calib[:4])
+    assert err <= FP16_WEIGHTS_RTOL
+    before = {i.name: i.data_type for i in int8.graph.initializer}
+    after = {i.name: i.data_type for i in stored.graph.initializer}
+    weight = next(n for n in int8.graph.node if n.name == kept_fp32).input[1]
+    assert before[weight] == onnx.TensorProto.FLOAT and after[f"{weight}__fp16"] == onnx.TensorProto.FLOAT16
+    quantizer_inputs = {i for n in int8.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")
+                        for i in n.input if i in before}
+    assert quantizer_inputs and all(after[name] == before[name] for name in quantizer_inputs)
+    assert stored.ByteSize() < int8.ByteSize()
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / "as_loaded.onnx")
+    ort.InferenceSession(stored.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    assert not [n for n in onnx.load(options.optimized_model_filepath).graph.node if n.op_type == "Cast"]
+    assert (predict(stored, calib).argmax(1) == predict(int8, calib).argmax(1)).mean() >= 0.9

@@ -2,7 +2,7 @@
 # Package the zoo's trained edge models for shipping (after tools/train_zoo_edge.sh): each becomes
 # fer_edge/data/models/<id>.pt (+ .json; float16-stored weights, used by create_model(pretrained=True)
 # and `fer-edge build --model <id>`) and <id>_int8.onnx (+ .json; ONNX Runtime INT8, what
-# Recognizer(model=<id>) runs on a CPU). Every package is measured on all of FER+ valid under both
+# Recognizer(model=<id>) runs on a CPU; the float weights it keeps in FP32 stored as float16). Every package is measured on all of FER+ valid under both
 # protocols (eyes/mouth occlusion under ours), and the numbers are recorded in its sidecar.
 # Usage: tools/make_zoo_models.sh [MODEL ...]   (default: han_pff local_joint faer simam_resnet)
 #        FER_EDGE_INT8_ONLY=1 rebuilds and re-measures only the INT8 packages from the shipped weights.
@@ -18,7 +18,7 @@ for model in ${*:-han_pff local_joint faer simam_resnet}; do
     python tools/ship_weights.py "runs/zoo_$model${FER_EDGE_RUN:+_$FER_EDGE_RUN}/best.pt" "$OUT/$model.pt"
     packages=("$model" "${model}_int8")
   fi
-  fer-edge build --model "$model" --int8 --target onnxruntime --calib calibration/fer_default.json \
+  fer-edge build --model "$model" --int8 --target onnxruntime --fp16-weights --calib calibration/fer_default.json \
     --method entropy -o "$OUT/${model}_int8.onnx"
   for package in "${packages[@]}"; do
     agree=()

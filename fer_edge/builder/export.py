@@ -234,13 +234,15 @@ FP16_WEIGHTS_RTOL = 1e-2  # stated tolerance of an fp16-stored FP32 graph vs the
 
 
 def store_weights_fp16(model: Any, faces: np.ndarray, min_elements: int = 1024) -> tuple[Any, float]:
-    """The FP32 graph with its large float initializers stored as float16, each behind a Cast.
+    """The graph with its large float initializers stored as float16, each behind a Cast.
 
-    Why: it halves the file (the shipped default must fit the package budget) while compute stays
-    FP32 — ONNX Runtime and TensorRT fold a Cast of an initializer at load time. Weight rounding
-    changes the logits slightly, so the result is compared with the FP32 graph on ``faces`` and
-    must agree within :data:`FP16_WEIGHTS_RTOL` (relative to the logits' magnitude); returns the
-    graph and that measured difference.
+    Why: it halves the file (the shipped models must fit the package budget) while compute stays
+    FP32 — ONNX Runtime and TensorRT fold a Cast of an initializer at load time. In an INT8 graph
+    this stores the weights of the ops kept in FP32; the inputs of Quantize/DequantizeLinear
+    (int8 weights, scales) stay as they are, since ORT fuses Q/DQ only around initializers. Weight
+    rounding changes the logits slightly, so the result is compared with ``model`` on ``faces``
+    and must agree within :data:`FP16_WEIGHTS_RTOL` (relative to the logits' magnitude); returns
+    the graph and that measured difference.
     """
     import onnx
     from onnx import helper, numpy_helper
@@ -249,8 +251,11 @@ def store_weights_fp16(model: Any, faces: np.ndarray, min_elements: int = 1024) 
     stored.CopyFrom(model)
     graph = stored.graph
     initializers, casts = [], []
+    quantizer_inputs = {name for node in graph.node if node.op_type in ("QuantizeLinear", "DequantizeLinear")
+                        for name in node.input}
     for init in graph.initializer:
-        if init.data_type != onnx.TensorProto.FLOAT or int(np.prod(init.dims)) < min_elements:
+        if (init.data_type != onnx.TensorProto.FLOAT or int(np.prod(init.dims)) < min_elements
+                or init.name in quantizer_inputs):
             initializers.append(init)
             continue
         half_name = f"{init.name}__fp16"

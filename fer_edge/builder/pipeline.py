@@ -202,9 +202,9 @@ def build(model: str, precision: str = "fp32", target: str | None = None, out: s
 
         # fails at once, saying how to install TensorRT or to use --target onnxruntime; FP16 on 11 is refused
         check_precision(api_for(installed_version()), precision)
-    if fp16_weights and (target, precision) != ("onnxruntime", "fp32"):
-        raise ExportError("--fp16-weights stores an FP32 ONNX package's weights as float16; it applies only to "
-                          "--target onnxruntime without --int8 (INT8 and engines store their own weights)")
+    if fp16_weights and (target, precision) not in (("onnxruntime", "fp32"), ("onnxruntime", "int8")):
+        raise ExportError("--fp16-weights stores an ONNX package's float weights as float16; it applies only to "
+                          "--target onnxruntime, FP32 or INT8 (engines store their own weights)")
     precision, opts = resolve_options(target, precision, {"calib": calib_dir, "batch": batch, "workspace": workspace,
                                                           "dla": dla, "timing_cache": timing_cache, "method": method,
                                                           "int8_ops": int8_ops})

@@ -24,7 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dla", type=int, default=None, metavar="N", help="build for DLA core N (Jetson)")
     parser.add_argument("--timing-cache", default=None, metavar="FILE", help="TensorRT timing cache to reuse/update")
     parser.add_argument("--fp16-weights", action="store_true",
-                        help="ONNX FP32 package: store weights as float16 (half the file; compute stays FP32)")
+                        help="ONNX Runtime package: store its float weights (all of FP32's, those INT8 keeps in FP32) "
+                             "as float16 (a smaller file; compute stays FP32)")
     parser.add_argument("--weights", choices=("pretrained", "random"), default="pretrained",
                         help="for a zoo id: its shipped trained weights (default) or random ones (testing only)")
     parser.add_argument("--onnx-only", action="store_true",
