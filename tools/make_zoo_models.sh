@@ -2,8 +2,9 @@
 # Package the zoo's trained edge models for shipping (after tools/train_zoo_edge.sh): each becomes
 # fer_edge/data/models/<id>.pt (+ .json; float16-stored weights, used by create_model(pretrained=True)
 # and `fer-edge build --model <id>`) and <id>_int8.onnx (+ .json; ONNX Runtime INT8, what
-# Recognizer(model=<id>) runs on a CPU; the float weights it keeps in FP32 stored as float16). Every package is measured on all of FER+ valid under both
-# protocols (eyes/mouth occlusion under ours), and the numbers are recorded in its sidecar.
+# Recognizer(model=<id>) runs on a CPU; the float weights it keeps in FP32 stored as float16). Every
+# package is measured on all of FER+ valid under both protocols (eyes/mouth occlusion under ours), and
+# the numbers are recorded in its sidecar.
 # Usage: tools/make_zoo_models.sh [MODEL ...]   (default: han_pff local_joint faer simam_resnet)
 #        FER_EDGE_INT8_ONLY=1 rebuilds and re-measures only the INT8 packages from the shipped weights.
 #        FER_EDGE_RUN=NAME ships runs/zoo_<id>_NAME/best.pt instead of runs/zoo_<id>/best.pt: `finetune`

@@ -37,7 +37,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                         help="divide the training class prior out of the probabilities to the power TAU "
                              "(0 = off; 0.75 was chosen on held-out FER+ train faces for balanced recall)")
     parser.add_argument("--flip", action="store_true",
-                        help="also classify each face mirrored and average (+0.2-1.7 pt on FER+, a second inference per face)")
+                        help="also classify each face mirrored and average (+0.6-1.7 pt on FER+, a second inference per face)")
     parser.add_argument("--classes", type=class_list, metavar="7|NAMES",
                         help="answer only in these classes: 7 (the basic expressions, for an 8-class model) or "
                              "comma-separated names; the probabilities are renormalised over them")

@@ -97,7 +97,7 @@ class Recognizer:
     prior to the power tau (logit adjustment), for cameras whose faces are less often neutral than
     FER+'s: it trades overall FER+ accuracy for recall of the rarer classes (README, "Class prior").
     Needs a package that records its prior (``training.class_prior``). ``flip``: also classify each
-    face mirrored and average the two views' probabilities (test-time augmentation: +0.2-1.7 pt on
+    face mirrored and average the two views' probabilities (test-time augmentation: +0.6-1.7 pt on
     FER+ valid for every shipped model, for a second inference per face; README, "Mirrored faces").
     ``classes``: answer only in these of the model's classes (``7``: the seven basic expressions,
     for applications built on 7 labels when the model also knows contempt), the softmax
