@@ -10,6 +10,7 @@ import hashlib
 import io
 import math
 import warnings
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -86,6 +87,34 @@ def test_faer_attribute_head() -> None:
     out = model.forward_train(torch.randn(2, 3, 64, 64))
     assert out["attributes"].shape == (2, 40)
     assert "attributes" not in build("faer", "edge").forward_train(torch.randn(2, 3, 64, 64))
+
+
+def test_faer_edge_stem_leaves_the_last_stage_at_least_3x3() -> None:
+    """At 48 px ConvNeXt's 4x patchify stem cut the face to 12x12 and left CC Attention a 2x2 map; below
+    96 px the edge stem is an overlapping stride-2 one. At 112 px it stays ConvNeXt's own."""
+    for size, stride, last in ((48, 2, 3), (64, 2, 4), (112, 4, 4)):
+        model = create_model("faer", variant="edge", in_size=size)
+        assert model.stem_stride == stride and model.arch_kwargs == {"stem_stride": stride}
+        with torch.no_grad():
+            assert model.stages(model.stem(torch.randn(1, 3, size, size))).shape[2:] == (last, last), size
+    assert create_model("faer", variant="paper", in_size=48).stem_stride == 4  # the paper's stem, at any size
+
+
+def test_checkpoints_rebuild_faer_with_the_stem_it_was_trained_with(tmp_path: Path) -> None:
+    """Checkpoints record a model's architecture arguments; one from before the recording (faer edge
+    trained with the 4x stem at 48 px) rebuilds with stride 4, not today's default for its size."""
+    from fer_edge.package import InputSpec
+    from fer_edge.training.checkpoint import checkpoint_meta, load_checkpoint, save_checkpoint
+
+    spec, x = InputSpec(size=(48, 48)), torch.randn(2, 3, 48, 48)
+    for stride, recorded in ((2, True), (4, True), (4, False)):
+        torch.manual_seed(stride)
+        model = create_model("faer", 7, "edge", 48, stem_stride=stride).eval()
+        meta = checkpoint_meta("faer", "edge", 7, spec, model.arch_kwargs if recorded else None)
+        rebuilt, _ = load_checkpoint(save_checkpoint(tmp_path / f"{stride}{recorded}.pt", model, meta))
+        assert rebuilt.stem_stride == stride
+        with torch.no_grad():
+            torch.testing.assert_close(rebuilt(x), model(x), rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("name,variant", CASES, ids=IDS)

@@ -87,6 +87,7 @@ def test_checkpoint_reloads_to_identical_outputs(trained: tuple[Path, Path]) -> 
     raw = read_checkpoint(run / "last.pt")
     model, meta = load_checkpoint(run / "last.pt")
     assert meta["model_id"] == "simam_resnet" and meta["classes"][1] == "happy" and meta["in_size"] == [48, 48]
+    assert raw["model_kwargs"] == model.arch_kwargs  # what the trained model was built with
     assert "optimizer" not in meta and "optimizer" in raw
     from fer_edge.models import create_model
 

@@ -11,7 +11,7 @@ RUN=${1:-runs/default_simam48}
 OUT=fer_edge/data/models
 
 fer-edge train --model simam_resnet --variant edge --data "$FERPLUS" --in-size 48 --epochs 30 \
-  --batch-size 64 --recipe fast --soft-labels --amp bf16 --threads 2 --seed 0 --out "$RUN" --resume
+  --batch-size 64 --recipe fast --soft-labels --amp auto --threads 2 --seed 0 --out "$RUN" --resume
 fer-edge build --model "$RUN/best.pt" --target onnxruntime --fp16-weights -o "$OUT/fer_default.onnx"
 fer-edge build --model "$RUN/best.pt" --int8 --target onnxruntime --calib calibration/fer_default.json \
   --method entropy -o "$OUT/fer_default_int8.onnx"

@@ -22,6 +22,6 @@ for run in $RUNS; do
     out=runs/zoo_${model}_${FER_EDGE_RUN:-finetune} start=(--init "$model" --lr "$FER_EDGE_FINETUNE_LR")
   fi
   fer-edge train --model "$model" --variant edge --data "$FERPLUS" --in-size 48 --epochs "$epochs" \
-    --batch-size 64 --recipe fast --soft-labels --amp bf16 --threads 1 --seed 0 --holdout 0.1 \
+    --batch-size 64 --recipe fast --soft-labels --amp auto --threads 1 --seed 0 --holdout 0.1 \
     --out "$out" --resume --no-progress "${TEACHER[@]}" "${start[@]}"
 done

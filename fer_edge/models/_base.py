@@ -65,6 +65,13 @@ class ZooModel(nn.Module):
         if min(x.shape[2], x.shape[3]) < self.min_size:
             raise InvalidInputError(f"input {tuple(x.shape[2:])} is smaller than this model's minimum {self.min_size}")
 
+    @property
+    def arch_kwargs(self) -> dict[str, Any]:
+        """Constructor arguments beyond id, variant, size and classes that shape this model's
+        computation. Checkpoints record them, so weights rebuild into the architecture they were
+        trained in even after a variant's defaults change."""
+        return {}
+
     def forward_outputs(self, x: torch.Tensor) -> dict[str, torch.Tensor | list[torch.Tensor]]:
         raise NotImplementedError
 

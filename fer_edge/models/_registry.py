@@ -100,6 +100,7 @@ def create_model(
     if not pretrained:
         return _entrypoints[name](num_classes=num_classes, variant=variant, in_size=parse_size(in_size), **kwargs)
     from fer_edge.models.pretrained import pretrained_checkpoint
+    from fer_edge.training.checkpoint import recorded_model_kwargs
 
     checkpoint = pretrained_checkpoint(name, variant)
     if num_classes != checkpoint["num_classes"]:
@@ -107,7 +108,7 @@ def create_model(
                                 f"not num_classes={num_classes}")
     model = _entrypoints[name](num_classes=num_classes, variant=variant,
                                in_size=parse_size(in_size) or tuple(checkpoint["in_size"]),
-                               **{**checkpoint.get("model_kwargs", {}), **kwargs})
+                               **{**recorded_model_kwargs(checkpoint), **kwargs})
     try:
         model.load_state_dict(checkpoint["state_dict"])  # float16 storage -> the model's float32
     except RuntimeError as exc:

@@ -5,7 +5,8 @@ seeds/003: a ConvNeXt backbone (the authors' code: ConvNeXt-Base, depths 3-3-27-
 128-1024, drop-path 0.25) with CC Attention once after the last stage (section 2.2), then global
 average pool -> LayerNorm -> Linear; the pooled vector (before that LayerNorm) feeds the center loss (FER loss
 CE + 0.01 * center). The facial-attribute task (FAE) adds 40 CelebA attribute logits trained
-with focal loss. ``edge`` is ConvNeXt-Femto-sized (dims 48-384, depths 2-2-6-2).
+with focal loss. ``edge`` is ConvNeXt-Femto-sized (dims 48-384, depths 2-2-6-2); below 96 px its stem is an
+overlapping stride-2 one (:func:`stem_stride_for`).
 All norms are the FP16-safe :class:`LayerNorm2d` (ConvNeXt's own overflows in FP16 engines).
 """
 
@@ -68,14 +69,19 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
 
 
 class PatchDownsample(nn.Module):
-    """ConvNeXt's downsampler: LN, then a ``k x k`` stride-``k`` conv over a map padded to a multiple of ``k``."""
+    """ConvNeXt's downsampler: LN, then a ``k x k`` stride-``k`` conv over a map padded to a multiple of ``k``.
 
-    def __init__(self, in_chs: int, out_chs: int, factor: int, norm_first: bool) -> None:
+    ``stride`` below ``k`` makes the patches overlap (padding ``(k - stride) / 2`` keeps the map at
+    ``size / stride``): the edge stem uses it so that a 48 px face is not cut to a 12x12 map at once.
+    """
+
+    def __init__(self, in_chs: int, out_chs: int, factor: int, norm_first: bool, stride: int | None = None) -> None:
         super().__init__()
+        stride = stride or factor
         self.norm_first = norm_first
         self.norm = LayerNorm2d(in_chs if norm_first else out_chs)
-        self.conv = nn.Conv2d(in_chs, out_chs, factor, stride=factor)
-        self.factor = factor
+        self.conv = nn.Conv2d(in_chs, out_chs, factor, stride=stride, padding=(factor - stride) // 2)
+        self.factor = stride
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.norm_first:
@@ -95,6 +101,13 @@ class ConvNeXtStage(nn.Module):
         return self.blocks(self.downsample(x))
 
 
+def stem_stride_for(in_size: tuple[int, int]) -> int:
+    """The edge stem's stride for faces of ``in_size``: 4 (ConvNeXt's patchify) while the last stage
+    still sees >= 3x3 (from 96 px), else 2, so a 48 px face is not cut to 12x12 at the first layer
+    and CC Attention gets a 3x3 map instead of 2x2. Fixed when the model is built; checkpoints record it."""
+    return 4 if min(in_size) >= 96 else 2
+
+
 class FAER(ZooModel):
     """ConvNeXt -> CC Attention -> GAP -> LN -> FER classifier (+ attribute head when enabled)."""
 
@@ -109,9 +122,12 @@ class FAER(ZooModel):
         drop_path: float,
         attribute_head: bool = False,
         drop_rate: float = 0.0,
+        stem_stride: int | None = None,
     ) -> None:
         super().__init__(model_id, variant, num_classes, in_size)
-        self.stem = PatchDownsample(3, dims[0], 4, norm_first=False)
+        stem_stride = stem_stride or stem_stride_for(self.default_cfg["in_size"])
+        self.stem = PatchDownsample(3, dims[0], 4, norm_first=False, stride=stem_stride)
+        self.stem_stride = stem_stride
         rates = torch.linspace(0, drop_path, sum(depths)).tolist()
         stages, chs, start = [], dims[0], 0
         for i, (depth, dim) in enumerate(zip(depths, dims)):
@@ -124,6 +140,10 @@ class FAER(ZooModel):
         self.drop = nn.Dropout(drop_rate)
         self.fc = nn.Linear(chs, num_classes)
         self.attribute_fc = nn.Linear(chs, NUM_ATTRIBUTES) if attribute_head else None
+
+    @property
+    def arch_kwargs(self) -> dict[str, Any]:
+        return {"stem_stride": self.stem_stride}
 
     def forward_outputs(self, x: torch.Tensor) -> dict[str, torch.Tensor | list[torch.Tensor]]:
         x = self.cc_attention(self.stages(self.stem(x)))
@@ -139,12 +159,12 @@ class FAER(ZooModel):
 
 
 _VARIANTS: dict[str, dict[str, Any]] = {
-    "paper": {"depths": (3, 3, 27, 3), "dims": (128, 256, 512, 1024), "drop_path": 0.25},
+    "paper": {"depths": (3, 3, 27, 3), "dims": (128, 256, 512, 1024), "drop_path": 0.25, "stem_stride": 4},
     "edge": {"depths": (2, 2, 6, 2), "dims": (48, 96, 192, 384), "drop_path": 0.05, "drop_rate": 0.3},
 }
 
 
-@register_model(cam_layer="stages.2.downsample")  # 3x3 at 48 px; later ConvNeXt maps give mostly empty maps
+@register_model(cam_layer="stages.2.downsample")  # 6x6 at 48 px; later ConvNeXt maps give mostly empty maps
 def faer(num_classes: int, variant: str, in_size: tuple[int, int] | None, **kwargs: Any) -> FAER:
     """FAER on ConvNeXt-Base (paper) or ConvNeXt-Femto (edge); ``attribute_head=True`` adds FAE."""
     return FAER("faer", variant, num_classes, in_size, **{**_VARIANTS[variant], **kwargs})

@@ -20,6 +20,18 @@ from fer_edge.package import InputSpec, ModelPackage, Sidecar, write_package
 
 FORMAT = "fer_edge.checkpoint/1"
 TRAINING_STATE = ("optimizer", "scheduler", "rng", "objective", "history", "best_accuracy")
+# Architecture arguments whose variant default changed, with the value that checkpoints written
+# before models recorded them (``ZooModel.arch_kwargs``) were trained with.
+LEGACY_MODEL_KWARGS: dict[tuple[str, str], dict[str, Any]] = {
+    ("faer", "edge"): {"stem_stride": 4},  # the edge stem went from 4x4/4 to overlapping 4x4/2 (2026-12-07)
+}
+
+
+def recorded_model_kwargs(data: dict[str, Any]) -> dict[str, Any]:
+    """The constructor kwargs checkpoint ``data`` was trained with: what it records, over the
+    legacy values its model id and variant imply when it predates the recording."""
+    legacy = LEGACY_MODEL_KWARGS.get((str(data.get("model_id")), str(data.get("variant"))), {})
+    return {**legacy, **dict(data.get("model_kwargs") or {})}
 
 
 def checkpoint_meta(model_id: str, variant: str, num_classes: int, spec: InputSpec,
@@ -81,7 +93,7 @@ def model_from(data: dict[str, Any], state_dict: dict[str, torch.Tensor] | None 
     from fer_edge.models import create_model
 
     model = create_model(data["model_id"], num_classes=data["num_classes"], variant=data["variant"],
-                         in_size=tuple(data["in_size"]), **data.get("model_kwargs", {}))
+                         in_size=tuple(data["in_size"]), **recorded_model_kwargs(data))
     weights = data["state_dict"] if state_dict is None else state_dict
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in weights.items()})
     return model

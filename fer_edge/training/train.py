@@ -222,7 +222,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     if world > 1:
         runner = torch.nn.parallel.DistributedDataParallel(
             objective, device_ids=[local_rank] if device.type == "cuda" else None, find_unused_parameters=True)
-    meta = checkpoint_meta(cfg.model, cfg.variant, cfg.num_classes, spec)
+    meta = checkpoint_meta(cfg.model, cfg.variant, cfg.num_classes, spec, model.arch_kwargs)
     training_info = {"config": {k: v for k, v in asdict(cfg).items() if k != "history"},
                      "data": str(cfg.data), "recipe": asdict(recipe), "world_size": world,
                      "command": " ".join(sys.argv), "train_images": len(train_data.records),
