@@ -87,13 +87,13 @@ def test_onnxruntime_flavour_uses_uint8_activations_on_convolutions_only(quantiz
                           if n.op_type == "DequantizeLinear" and n.input[0] in init and init[n.input[0]].ndim == 4]
     assert weight_zero_points and all(z.dtype == np.int8 and not z.any() for z in weight_zero_points)
     # 7-bit weights: ONNX Runtime's uint8 x int8 kernels on x86 CPUs without VNNI add pairs of products
-    # in int16, which 8-bit weights saturate (2 * 255 * 127 > 32767); TensorRT's form keeps 8 bits
+    # in int16, which 8-bit weights saturate (2 * 255 * 127 > 32767, 2 * 255 * 64 = 32640 is in range);
+    # TensorRT's form keeps 8 bits
     for form, widest in ((ort_form, 64), (tensorrt_form.model, 127)):
         inits = {i.name: numpy_helper.to_array(i) for i in form.graph.initializer}
         weights = [inits[n.input[0]] for n in form.graph.node
                    if n.op_type == "DequantizeLinear" and n.input[0] in inits and inits[n.input[0]].ndim == 4]
         assert max(int(np.abs(w.astype(np.int32)).max()) for w in weights) == widest
-    assert 2 * 255 * 64 <= np.iinfo(np.int16).max
 
     def count(model, op: str) -> int:  # type: ignore[no-untyped-def]
         return sum(n.op_type == op for n in model.graph.node)

@@ -81,12 +81,12 @@ class PatchDownsample(nn.Module):
         self.norm_first = norm_first
         self.norm = LayerNorm2d(in_chs if norm_first else out_chs)
         self.conv = nn.Conv2d(in_chs, out_chs, factor, stride=stride, padding=(factor - stride) // 2)
-        self.factor = stride
+        self.stride = stride
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.norm_first:
-            return self.conv(pad_to_multiple(self.norm(x), self.factor))
-        return self.norm(self.conv(pad_to_multiple(x, self.factor)))
+            return self.conv(pad_to_multiple(self.norm(x), self.stride))
+        return self.norm(self.conv(pad_to_multiple(x, self.stride)))
 
 
 class ConvNeXtStage(nn.Module):
