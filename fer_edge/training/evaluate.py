@@ -47,7 +47,8 @@ def occlude(image: np.ndarray, region: str, rng: np.random.Generator, coverage: 
     return out
 
 
-def _logits(engine: Any, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+def batched_logits(engine: Any, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """``engine``'s logits for decoded ``images``, preprocessed to its input spec, in batches."""
     return np.concatenate([engine.infer(preprocess(list(images[i:i + batch_size]), engine.input_spec))
                            for i in range(0, len(images), batch_size)])
 
@@ -109,7 +110,7 @@ def evaluate(model: str | os.PathLike[str], data: str | os.PathLike[str], split:
     temperature = engine.package.sidecar.temperature
 
     def scored_logits(scorer: Any, faces: np.ndarray) -> np.ndarray:
-        return _logits(scorer, faces)[:, columns]
+        return batched_logits(scorer, faces)[:, columns]
 
     def probabilities(scorer: Any, faces: np.ndarray, logits: np.ndarray | None = None) -> np.ndarray:
         side = scorer.package.sidecar
