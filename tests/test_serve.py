@@ -390,7 +390,8 @@ async def _page_in_browser(debug_port: int, url: str) -> tuple[dict[str, Any], b
                 result = await _cdp(ws, ids, "Runtime.evaluate", expression=OVERLAY)
                 value = result.get("result", {}).get("value")  # None while the page is still loading
                 state = json.loads(value) if value else {"evaluated": result}
-                if state.get("faces") and state["fps"][0].isdigit():
+                # naturalWidth reads 0 while the <img> decodes its next frame, so poll until a decoded one shows
+                if state.get("faces") and state["fps"][0].isdigit() and state["natural"]:
                     break
                 await asyncio.sleep(0.25)
             shot = await _cdp(ws, ids, "Page.captureScreenshot", format="png")
