@@ -21,6 +21,13 @@ from fer_edge.package import BatchRange, InputSpec
 SPEC = InputSpec(size=(32, 32))
 
 
+def conv_weight_dequantizers(model: onnx.ModelProto) -> tuple[dict[str, np.ndarray], list[onnx.NodeProto]]:
+    """``model``'s initializers as arrays, and its DequantizeLinear nodes of 4-D (convolution) weights."""
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    return inits, [n for n in model.graph.node
+                   if n.op_type == "DequantizeLinear" and n.input[0] in inits and inits[n.input[0]].ndim == 4]
+
+
 @pytest.fixture(scope="module")
 def quantized():
     torch.manual_seed(0)
@@ -35,15 +42,13 @@ def quantized():
 def test_qdq_graph_is_symmetric_per_channel_and_keeps_the_opset(quantized) -> None:
     _result, calib, quant = quantized
     model = quant.model
-    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    inits, weight_dq = conv_weight_dequantizers(model)
     qnodes = [n for n in model.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
     assert qnodes, "no Q/DQ nodes: the graph was not quantized"
     for node in qnodes:
         if len(node.input) > 2 and node.input[2] in inits:
             assert not inits[node.input[2]].any(), f"{node.name}: zero point must be 0 (symmetric)"
             assert inits[node.input[2]].dtype in (np.int8, np.int32)
-    weight_dq = [n for n in qnodes if n.op_type == "DequantizeLinear" and n.input[0] in inits
-                 and inits[n.input[0]].ndim == 4]
     assert weight_dq, "no quantized conv weights"
     for node in weight_dq:
         axis = {a.name: a.i for a in node.attribute}.get("axis", 1)
@@ -79,21 +84,18 @@ def test_onnxruntime_flavour_uses_uint8_activations_on_convolutions_only(quantiz
     result, calib, tensorrt_form = quantized
     ort_form = quantize_int8(result.portable, calib, method="minmax", sites=result.sites, target="onnxruntime",
                              select_ops=False).model
-    init = {i.name: numpy_helper.to_array(i) for i in ort_form.graph.initializer}
+    init, ort_weight_dq = conv_weight_dequantizers(ort_form)
     activation_zero_points = [init[n.input[2]] for n in ort_form.graph.node
                               if n.op_type == "QuantizeLinear" and n.input[0] not in init]
     assert activation_zero_points and all(z.dtype == np.uint8 for z in activation_zero_points)
-    weight_zero_points = [init[n.input[2]] for n in ort_form.graph.node
-                          if n.op_type == "DequantizeLinear" and n.input[0] in init and init[n.input[0]].ndim == 4]
+    weight_zero_points = [init[n.input[2]] for n in ort_weight_dq]
     assert weight_zero_points and all(z.dtype == np.int8 and not z.any() for z in weight_zero_points)
     # 7-bit weights: ONNX Runtime's uint8 x int8 kernels on x86 CPUs without VNNI add pairs of products
     # in int16, which 8-bit weights saturate (2 * 255 * 127 > 32767, 2 * 255 * 64 = 32640 is in range);
     # TensorRT's form keeps 8 bits
     for form, widest in ((ort_form, 64), (tensorrt_form.model, 127)):
-        inits = {i.name: numpy_helper.to_array(i) for i in form.graph.initializer}
-        weights = [inits[n.input[0]] for n in form.graph.node
-                   if n.op_type == "DequantizeLinear" and n.input[0] in inits and inits[n.input[0]].ndim == 4]
-        assert max(int(np.abs(w.astype(np.int32)).max()) for w in weights) == widest
+        inits, weight_dq = conv_weight_dequantizers(form)
+        assert max(int(np.abs(inits[n.input[0]].astype(np.int32)).max()) for n in weight_dq) == widest
 
     def count(model, op: str) -> int:  # type: ignore[no-untyped-def]
         return sum(n.op_type == op for n in model.graph.node)
