@@ -99,12 +99,13 @@ def test_checkpoint_reloads_to_identical_outputs(trained: tuple[Path, Path]) -> 
         assert torch.equal(model(x), fresh(x))
 
 
-def test_resume_after_interrupt_repeats_the_next_epoch(ferplus_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("mixup", [0.0, 0.2])
+def test_resume_after_interrupt_repeats_the_next_epoch(ferplus_dir: Path, tmp_path: Path, mixup: float) -> None:
     os.environ["FER_EDGE_HOME"] = str(tmp_path / "home")
     data = _ferplus_slice(ferplus_dir, tmp_path / "ferplus", 160, 40)
     common: dict[str, Any] = {"model": "simam_resnet", "data": str(data), "in_size": 32, "epochs": 2,
                               "batch_size": 32, "recipe": "fast", "soft_labels": True, "threads": 1,
-                              "progress": False}
+                              "progress": False, "mixup": mixup}
     train(TrainConfig(**common, out=str(tmp_path / "straight")))
     train(TrainConfig(**common, out=str(tmp_path / "cut"), stop_after=1))
     assert read_checkpoint(tmp_path / "cut" / "last.pt")["epoch"] == 1
@@ -114,6 +115,27 @@ def test_resume_after_interrupt_repeats_the_next_epoch(ferplus_dir: Path, tmp_pa
     for key, value in straight["state_dict"].items():
         assert torch.equal(value, resumed["state_dict"][key]), key
     assert straight["history"][1]["train_loss"] == resumed["history"][1]["train_loss"]
+
+
+def test_mixup_blends_faces_and_targets_with_one_weight() -> None:
+    from fer_edge.training.augment import mixup
+
+    torch.manual_seed(0)
+    x, labels = torch.rand(16, 1, 8, 8), torch.randint(0, 7, (16,))
+    mixed, target = mixup(x, labels, 0.4, 7)
+    assert target.shape == (16, 7) and torch.allclose(target.sum(dim=1), torch.ones(16))
+    # each face is lam * itself + (1 - lam) * one other face, and its target the same blend of one-hots
+    lam = float(target[torch.arange(16), labels].min())  # a face blended with another class keeps lam of its own
+    one_hot = torch.nn.functional.one_hot(labels, 7).float()
+    for i in range(16):
+        partners = [j for j in range(16) if torch.allclose(mixed[i], lam * x[i] + (1 - lam) * x[j], atol=1e-6)]
+        assert partners, f"face {i} is not a blend of itself and another face with weight {lam}"
+        assert torch.allclose(target[i], lam * one_hot[i] + (1 - lam) * one_hot[partners[0]], atol=1e-6)
+    torch.manual_seed(0)
+    torch.rand(16, 1, 8, 8), torch.randint(0, 7, (16,))
+    again, _ = mixup(x, labels, 0.4, 7)
+    assert torch.equal(mixed, again), "the blend must be a function of torch's seed (resume repeats it)"
+    assert not torch.equal(mixed, x)
 
 
 def test_resume_with_other_settings_is_refused(ferplus_dir: Path, tmp_path: Path) -> None:

@@ -31,6 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="paper: the model's published recipe; fast: AdamW + one-cycle for CPU training")
     parser.add_argument("--soft-labels", action="store_true", help="train on FER+ vote distributions")
     parser.add_argument("--balanced", action="store_true", help="class-balanced sampling")
+    parser.add_argument("--mixup", type=float, default=0.0, metavar="ALPHA",
+                        help="blend each batch with itself shuffled, weight ~ Beta(ALPHA, ALPHA) (e.g. 0.2; 0 = off)")
     parser.add_argument("--out", default="runs/train", help="run folder (best.pt, last.pt, log.jsonl)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt if it exists")
     parser.add_argument("--stop-after", type=int, help="train at most N epochs in this session (resume later)")
@@ -53,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
                       threads=args.threads, workers=args.workers, amp=args.amp, limit=args.limit,
                       stop_after=args.stop_after, progress=not args.no_progress,
                       holdout=args.holdout, teacher=args.teacher, teacher_weight=args.teacher_weight,
-                      teacher_once=args.teacher_once, init=args.init)
+                      teacher_once=args.teacher_once, init=args.init, mixup=args.mixup)
     train(cfg)
     print(f"checkpoints in {args.out}: best.pt (best validation accuracy), last.pt (resume with --resume)")
     print(f"next: fer-edge eval --model {args.out}/best.pt --data {args.val_data or args.data}")

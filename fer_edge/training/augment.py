@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+import torch
 
 
 @dataclass(frozen=True)
@@ -64,3 +65,18 @@ class Augment:
         y0, x0 = int(rng.integers(0, h - eh + 1)), int(rng.integers(0, w - ew + 1))
         x[:, y0:y0 + eh, x0:x0 + ew] = rng.standard_normal((x.shape[0], eh, ew)).astype(x.dtype)
         return x
+
+
+def mixup(x: torch.Tensor, target: torch.Tensor, alpha: float, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mixup (Zhang et al., 2018): the batch blended with a shuffled copy of itself, and the targets
+    with the same weight ``lam ~ Beta(alpha, alpha)`` (one per batch; index targets become one-hot).
+
+    Why: a student distilled from targets fixed per face (``--teacher-once``) fits them ever closer
+    over fine-tunes while its held-out accuracy stalls; blended faces are new inputs every epoch.
+    The draws use torch's RNG, which the training loop reseeds per epoch, so a resumed run repeats them.
+    """
+    if target.ndim == 1:
+        target = torch.nn.functional.one_hot(target, num_classes).to(x.dtype)
+    lam = float(torch.distributions.Beta(alpha, alpha).sample())
+    order = torch.randperm(len(x), device=x.device)
+    return lam * x + (1 - lam) * x[order], lam * target + (1 - lam) * target[order]

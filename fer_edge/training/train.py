@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader
 from fer_edge.errors import DatasetError, InvalidInputError
 from fer_edge.fileio import atomic_write
 from fer_edge.package import InputSpec
+from fer_edge.training.augment import mixup
 from fer_edge.training.checkpoint import checkpoint_from, checkpoint_meta, provenance, read_checkpoint, save_checkpoint
 from fer_edge.training.datasets import EpochSampler, FaceDataset, SplitData, class_prior, holdout_indices, load_split
 from fer_edge.training.metrics import classification_report
@@ -31,7 +32,7 @@ from fer_edge.training.presets import TrainObjective, build_optimizer, build_sch
 
 RESUMABLE = ("model", "variant", "data", "val_data", "epochs", "batch_size", "lr", "in_size", "num_classes",
              "recipe", "soft_labels", "balanced", "seed", "limit", "holdout", "teacher", "teacher_weight",
-             "teacher_once", "init")
+             "teacher_once", "init", "mixup")
 
 
 @dataclass
@@ -62,6 +63,7 @@ class TrainConfig:
     teacher_weight: float = 0.5
     teacher_once: bool = False  # score each training face once (clean + mirrored), not every augmented batch
     init: str | None = None  # start from these trained weights (a shipped model id or a checkpoint): fine-tuning
+    mixup: float = 0.0  # > 0: blend each batch with itself shuffled, lam ~ Beta(mixup, mixup) (augment.mixup)
     stop_after: int | None = None  # train at most N epochs in this session, then return (resume later)
     progress: bool = True
     history: list[dict[str, Any]] = field(default_factory=list)
@@ -185,7 +187,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     resume_state: dict[str, Any] | None = None
     if cfg.resume and (out / "last.pt").is_file():
         resume_state = read_checkpoint(out / "last.pt")
-        saved = resume_state["training"]["config"]
+        saved = {"mixup": 0.0, **resume_state["training"]["config"]}  # runs from before --mixup had none
         changed = {k: (saved.get(k), getattr(cfg, k)) for k in RESUMABLE if saved.get(k) != getattr(cfg, k)}
         if changed:
             raise InvalidInputError(f"--resume from {out / 'last.pt'} with different settings {changed} "
@@ -258,6 +260,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             hard = target if target.ndim == 1 else target.argmax(dim=1)  # accuracy against the data's labels
             if teacher is not None:
                 target = teacher.mix(x, target)
+            if cfg.mixup:
+                x, target = mixup(x, target, cfg.mixup, cfg.num_classes)
             with autocast:
                 loss, logits = runner(x, target)
             optimizer.zero_grad(set_to_none=True)
