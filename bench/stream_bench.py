@@ -135,14 +135,14 @@ def agreement(full: list[Any], tracked: list[Any]) -> dict[str, Any]:
                 eyes = np.linalg.norm(np.subtract(fa.landmarks[0], fa.landmarks[1]))
                 shifts.append(np.abs(np.subtract(fa.landmarks, fb.landmarks)).max() / max(eyes, 1e-6))
         frames_same += frame_ok
+    differing_margins = [m for m, d in zip(margins, differing) if d]
+    confident = [d for m, d in zip(margins, differing) if m >= 0.2]
     return {"frames": len(full), "frames_same_labels": frames_same,
             "frames_same_pct": round(100 * frames_same / max(len(full), 1), 2),
             "faces": faces, "found": found, "same_label": same,
             "same_label_pct_of_found": round(100 * same / max(found, 1), 2),
-            "differing_margin_median": round(float(np.median(np.compress(differing, margins))), 3)
-            if any(differing) else None,
-            "same_label_pct_margin_0.2": round(100 * (1 - float(np.mean(np.compress(np.array(margins) >= 0.2, differing)))), 2)
-            if max(margins, default=0) >= 0.2 else None,
+            "differing_margin_median": round(float(np.median(differing_margins)), 3) if differing_margins else None,
+            "same_label_pct_margin_0.2": round(100 * (1 - sum(confident) / len(confident)), 2) if confident else None,
             "landmark_shift_median_iod": round(float(np.median(shifts)), 4) if shifts else None,
             "landmark_shift_p99_iod": round(float(np.percentile(shifts, 99)), 4) if shifts else None}
 
