@@ -126,11 +126,12 @@ def agreement(full: list[Any], tracked: list[Any]) -> dict[str, Any]:
                 continue
             fb = b.faces[int(np.argmax(iou))]
             found += 1
-            same += fa.label == fb.label
+            agrees = fa.label == fb.label
+            same += agrees
+            frame_ok &= agrees
             top = sorted(fa.probabilities.values(), reverse=True)
             margins.append(top[0] - top[1])
-            differing.append(fa.label != fb.label)
-            frame_ok &= fa.label == fb.label
+            differing.append(not agrees)
             if fa.landmarks and fb.landmarks:
                 eyes = np.linalg.norm(np.subtract(fa.landmarks[0], fa.landmarks[1]))
                 shifts.append(np.abs(np.subtract(fa.landmarks, fb.landmarks)).max() / max(eyes, 1e-6))

@@ -122,6 +122,7 @@ def test_mixup_blends_faces_and_targets_with_one_weight() -> None:
 
     torch.manual_seed(0)
     x, labels = torch.rand(16, 1, 8, 8), torch.randint(0, 7, (16,))
+    rng_state = torch.get_rng_state()
     mixed, target = mixup(x, labels, 0.4, 7)
     assert target.shape == (16, 7) and torch.allclose(target.sum(dim=1), torch.ones(16))
     # each face is lam * itself + (1 - lam) * one other face, and its target the same blend of one-hots
@@ -131,8 +132,7 @@ def test_mixup_blends_faces_and_targets_with_one_weight() -> None:
         partners = [j for j in range(16) if torch.allclose(mixed[i], lam * x[i] + (1 - lam) * x[j], atol=1e-6)]
         assert partners, f"face {i} is not a blend of itself and another face with weight {lam}"
         assert torch.allclose(target[i], lam * one_hot[i] + (1 - lam) * one_hot[partners[0]], atol=1e-6)
-    torch.manual_seed(0)
-    torch.rand(16, 1, 8, 8), torch.randint(0, 7, (16,))
+    torch.set_rng_state(rng_state)
     again, _ = mixup(x, labels, 0.4, 7)
     assert torch.equal(mixed, again), "the blend must be a function of torch's seed (resume repeats it)"
     assert not torch.equal(mixed, x)

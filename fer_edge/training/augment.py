@@ -69,7 +69,8 @@ class Augment:
 
 def mixup(x: torch.Tensor, target: torch.Tensor, alpha: float, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Mixup (Zhang et al., 2018): the batch blended with a shuffled copy of itself, and the targets
-    with the same weight ``lam ~ Beta(alpha, alpha)`` (one per batch; index targets become one-hot).
+    with the same weight ``lam ~ Beta(alpha, alpha)`` (one per batch; index targets become one-hot,
+    so a recipe's label smoothing, which acts on index targets only, no longer applies to them).
 
     Why: a student distilled from targets fixed per face (``--teacher-once``) fits them ever closer
     over fine-tunes while its held-out accuracy stalls; blended faces are new inputs every epoch.
