@@ -95,3 +95,25 @@ def test_teacher_once_scores_clean_and_mirrored_faces_and_caches_them(tmp_path: 
     fresh.records.soft = votes
     _fix_targets(fresh, teacher, cache)  # a cache keyed to other teachers is scored again, never reused
     np.testing.assert_allclose(fresh.records.soft, expected.numpy(), atol=1e-6)
+
+
+def test_an_online_teacher_scores_the_blended_faces_the_student_sees(tmp_path: Path) -> None:
+    """With ``--mixup`` and an online teacher, the teacher's share of the target is its answer on the
+    blended face (function matching), not a blend of its answers on the two original faces."""
+    from fer_edge.training.augment import mixup
+    from fer_edge.training.train import TrainConfig, _student_batch
+
+    teacher = Teacher([str(make_package(tmp_path, "t").sidecar_path)], SPEC, EXPRESSIONS_7, weight=0.5)
+    cfg = TrainConfig(model="simam_resnet", data=str(tmp_path), mixup=0.4)
+    x = torch.randn(8, 3, 48, 48, generator=torch.Generator().manual_seed(2))
+    labels = torch.tensor([0, 1, 2, 3, 4, 5, 6, 0])
+    torch.manual_seed(0)
+    rng_state = torch.get_rng_state()
+    faces, target = _student_batch(x, labels, teacher, cfg)
+    torch.set_rng_state(rng_state)
+    blended, blended_votes = mixup(x, labels, 0.4, 7)
+    torch.testing.assert_close(faces, blended)
+    torch.testing.assert_close(target, teacher.mix(blended, blended_votes))
+    torch.set_rng_state(rng_state)
+    _, blend_of_answers = mixup(x, teacher.mix(x, labels), 0.4, 7)
+    assert (target - blend_of_answers).abs().max() > 1e-5, "the teacher must see the blended faces"

@@ -15,7 +15,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -29,6 +29,9 @@ from fer_edge.training.checkpoint import checkpoint_from, checkpoint_meta, prove
 from fer_edge.training.datasets import EpochSampler, FaceDataset, SplitData, class_prior, holdout_indices, load_split
 from fer_edge.training.metrics import classification_report
 from fer_edge.training.presets import TrainObjective, build_optimizer, build_scheduler, recipe_for
+
+if TYPE_CHECKING:
+    from fer_edge.training.distill import Teacher
 
 RESUMABLE = ("model", "variant", "data", "val_data", "epochs", "batch_size", "lr", "in_size", "num_classes",
              "recipe", "soft_labels", "balanced", "seed", "limit", "holdout", "teacher", "teacher_weight",
@@ -134,6 +137,21 @@ def _load_data(cfg: TrainConfig, spec: InputSpec, augment: Any) -> tuple[SplitDa
     if val is None or val.records.source == train.records.source:
         return _hold_out(train, cfg.seed)
     return train, val
+
+
+def _student_batch(x: torch.Tensor, target: torch.Tensor, teacher: Teacher | None,
+                   cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """The faces and targets of one training step: mixup first, then the online teacher.
+
+    Why this order: the teacher then scores the very (blended) faces the student sees, so its target
+    is consistent with the input (Beyer et al. 2022, "function matching"); blending two targets
+    scored on the unblended faces would teach the student a mix the teacher never gave.
+    """
+    if cfg.mixup:
+        x, target = mixup(x, target, cfg.mixup, cfg.num_classes)
+    if teacher is not None:
+        target = teacher.mix(x, target)
+    return x, target
 
 
 def _fix_targets(dataset: FaceDataset, teacher: Any, cache: Path) -> None:
@@ -258,10 +276,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         for x, target in batches:
             x, target = x.to(device, non_blocking=True), target.to(device, non_blocking=True)
             hard = target if target.ndim == 1 else target.argmax(dim=1)  # accuracy against the data's labels
-            if teacher is not None:
-                target = teacher.mix(x, target)
-            if cfg.mixup:
-                x, target = mixup(x, target, cfg.mixup, cfg.num_classes)
+            x, target = _student_batch(x, target, teacher, cfg)
             with autocast:
                 loss, logits = runner(x, target)
             optimizer.zero_grad(set_to_none=True)
