@@ -154,7 +154,7 @@ def _student_batch(x: torch.Tensor, target: torch.Tensor, teacher: Teacher | Non
     return x, target
 
 
-def _fix_targets(dataset: FaceDataset, teacher: Any, cache: Path) -> None:
+def _fix_targets(dataset: FaceDataset, teacher: Teacher, cache: Path) -> None:
     """Replace the dataset's targets with the teachers' one-off mix, cached in the run folder for resumes;
     the cache is used only when its key (teacher files, weight, classes, face count) matches."""
     key = teacher.fingerprint(len(dataset))
