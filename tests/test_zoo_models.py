@@ -2,9 +2,10 @@
 accurate as their model card says, INT8 faithful to FP32.
 
 Floors are the accuracies measured on all of FER+ valid when the packages were made
-(`tools/make_zoo_models.sh`, recorded in the sidecars) minus a 1-point margin. The card's
-target (>= 87 % strict) is not met by every shipped model yet (README); here a recorded accuracy
-below 75 % (an untrained or broken package) fails.
+(`tools/make_zoo_models.sh`, recorded in the sidecars): the card's target (>= 87 % strict, FP32)
+must be what every sidecar records, and the FP32 weights must reproduce their recorded accuracy
+within 0.2 pt (a few faces of 2857: float kernels differ between CPUs), the INT8 packages within
+1 pt (int8 kernels differ more: VNNI or not).
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ from fer_edge.package import load_package
 from fer_edge.training.checkpoint import read_checkpoint
 
 ZOO = ("han_pff", "local_joint", "faer", "simam_resnet")
-MARGIN = 0.01
+MARGIN = 0.01  # INT8, and both precisions under the authors' protocol
+FP32_MARGIN = 0.002
+TARGET_STRICT = 0.87
 MAX_TOTAL_BYTES = 80 * 1024 * 1024
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "astronaut.jpg"
 
@@ -52,7 +55,7 @@ def test_shipped_packages_match_their_sidecars(model_id: str) -> None:
         assert (side.model_id, side.variant, side.format, side.precision) == (model_id, "edge", fmt, precision)
         assert {"ferplus/val", "ferplus_authors/val"} <= set(side.metrics), path.name
     strict = load_package(_packages(model_id)[0], verify=False).sidecar.metrics["ferplus/val"]["accuracy"]
-    assert strict >= 0.75, f"{model_id}: recorded FP32 accuracy {strict:.4f}: not a trained model"
+    assert strict >= TARGET_STRICT, f"{model_id}: recorded FP32 accuracy {strict:.4f} < the card's {TARGET_STRICT}"
 
 
 @pytest.mark.parametrize("model_id", ZOO)
@@ -114,11 +117,11 @@ def test_accuracy_floor_and_int8_agreement_on_ferplus_valid(model_id: str, valid
     fp32, _ = load_engine(fp32_path, backend="torch")
     int8, _ = load_engine(int8_path, backend="onnxruntime")
     pred32, pred8 = fp32.infer(faces).argmax(1), int8.infer(faces).argmax(1)
-    for path, pred in ((fp32_path, pred32), (int8_path, pred8)):
+    for path, pred, margin in ((fp32_path, pred32, FP32_MARGIN), (int8_path, pred8, MARGIN)):
         recorded = load_package(path, verify=False).sidecar.metrics["ferplus/val"]
         assert len(labels) == recorded["num_images"]
         accuracy = float((pred == labels).mean())
-        assert accuracy >= recorded["accuracy"] - MARGIN, f"{path.name}: {accuracy:.4f} on {len(labels)} faces"
+        assert accuracy >= recorded["accuracy"] - margin, f"{path.name}: {accuracy:.4f} on {len(labels)} faces"
     agreement = float((pred32 == pred8).mean())
     assert agreement >= 0.97, f"{model_id}: INT8 and FP32 agree on {agreement:.4f} of {len(labels)} faces"
     assert float((pred8 == labels).mean()) >= float((pred32 == labels).mean()) - 0.005
